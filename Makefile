@@ -1,0 +1,91 @@
+# onprem.torchrun: developer and CI entry points.
+#   make demo            the main job on a 2-node sandbox cluster
+#   make test            the whole test suite (what CI runs)
+# Both install what they need: Debian packages with apt, Python tools into .venv.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PYTHON ?= python3
+NODES ?= 2
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PYTHONDONTWRITEBYTECODE := 1
+
+# Debian packages the sandbox and the tests use on the host.
+APT_PACKAGES := debootstrap systemd-container iproute2 openssh-client rsync shellcheck
+# Molecule scenarios in the default suite, in order.
+SCENARIOS ?= sandbox
+
+SANDBOX := $(PYTHON) sandbox/sandbox.py
+VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+SANITY_ROOT ?= /tmp/onprem-torchrun-sanity
+# The pip version ansible-test (ansible-core 2.19) bootstraps into its test venvs, and where it looks.
+PIP_BOOTSTRAP := 24.2
+PIP_BOOTSTRAP_CACHE := $(HOME)/.ansible/test/cache
+COLLECTION_COPY := $(SANITY_ROOT)/ansible_collections/onprem/torchrun
+
+.PHONY: help deps venv sandbox sandbox-down sandbox-status lint sanity unit integration molecule test build clean
+
+help:  ## Show the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+deps:  ## Install the Debian packages the sandbox needs (apt)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "make: installing $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed  ## Create the Python toolchain in .venv
+
+$(VENV)/.installed: requirements/dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	touch $@
+
+sandbox: deps  ## Boot the sandbox cluster (NODES=2 nodes plus the outsider)
+	$(SANDBOX) up --nodes "$(NODES)"
+
+sandbox-down:  ## Stop the sandbox; leaves no node, mount, link or proxy
+	$(SANDBOX) down
+
+sandbox-status:  ## Show the sandbox nodes
+	$(SANDBOX) status
+
+lint: venv  ## ansible-lint (production profile) and ruff-free Python checks
+	ansible-lint
+
+sanity: build  ## ansible-test sanity on the collection as it ships (the built tarball)
+	rm -rf $(SANITY_ROOT)
+	mkdir -p $(COLLECTION_COPY) $(PIP_BOOTSTRAP_CACHE)
+	tar -xzf build/onprem-torchrun-$(VERSION).tar.gz -C $(COLLECTION_COPY)
+	@# ansible-test fetches a pip bootstrap script from a server out of reach here; use our
+	@# stand-in with a pip wheel from PyPI (tests/sanity/get_pip_shim.py says how).
+	cp tests/sanity/get_pip_shim.py $(PIP_BOOTSTRAP_CACHE)/get_pip_$(subst .,_,$(PIP_BOOTSTRAP)).py
+	test -f $(PIP_BOOTSTRAP_CACHE)/pip-$(PIP_BOOTSTRAP)-py3-none-any.whl || \
+	  $(BIN)/python -m pip download --quiet --no-deps --dest $(PIP_BOOTSTRAP_CACHE) pip==$(PIP_BOOTSTRAP)
+	cd $(COLLECTION_COPY) && ansible-test sanity --python 3.11 --color no --requirements
+
+unit: venv  ## Unit tests of plugins and tools (pytest)
+	pytest -q tests/unit
+
+integration: venv deps  ## Sandbox lifecycle tests (root; boots nodes)
+	pytest -q tests/integration
+
+molecule: venv deps  ## Molecule scenarios on the sandbox ($(SCENARIOS))
+	for s in $(SCENARIOS); do molecule test -s $$s || exit 1; done
+
+build: venv  ## Build the collection tarball into build/
+	mkdir -p build
+	ansible-galaxy collection build --force --output-path build .
+
+test: deps venv lint sanity unit build integration molecule  ## The whole suite (CI runs this)
+	@echo "make test: all checks passed"
+
+clean: sandbox-down  ## Stop the sandbox and remove build outputs (keeps .venv and the image cache)
+	rm -rf build

@@ -1,0 +1,583 @@
+#!/usr/bin/env python3
+"""The sandbox cluster: real Debian 12 nodes on this machine, without Docker or a GPU.
+
+Each node is a systemd-nspawn machine booting real systemd as PID 1 on its own overlay of one
+cached debootstrap image, attached to a private bridge with a static address in the RFC 2544
+benchmarking range (198.18.0.0/24), which cannot collide with a site's real networks. Nodes have
+no route out: they get Debian packages and Python wheels from the host over the bridge, through
+``pkgproxy.py``, the way an air-gapped site does.
+
+    sandbox.py up --nodes N     boot node1..nodeN plus ``outsider``; a no-op when already so
+    sandbox.py down             stop everything; no process, mount, link or proxy is left
+    sandbox.py status           one line per node; exit 1 when a node is not up
+    sandbox.py image            build (or rebuild) the cached image only
+    sandbox.py wheelhouse -r F  download the wheels in requirements file F for the nodes
+
+Standard library only: it runs with the host's python3 before any venv exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("SANDBOX_CACHE", "/var/cache/onprem-torchrun-sandbox"))
+STATE = Path(os.environ.get("SANDBOX_STATE", "/var/lib/onprem-torchrun-sandbox"))
+DEFAULT_INVENTORY = REPO / "inventories" / "sandbox" / "hosts.yml"
+
+BRIDGE = "trbr0"
+PREFIX = "198.18.0"
+HOST_ADDR = PREFIX + ".1"
+OUTSIDER_ADDR = PREFIX + ".250"
+PROXY_PORT = 3142
+MAX_NODES = 32
+SUITE = "bookworm"  # Debian 12
+IMAGE_PACKAGES = (
+    "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "python3",
+    "python3-apt", "iproute2", "procps", "ca-certificates",
+)
+REQUIRED_TOOLS = ("debootstrap", "systemd-nspawn", "ip", "ssh", "ssh-keygen", "mount", "umount", "chroot")
+BOOT_TIMEOUT = 90
+
+
+class SandboxError(Exception):
+    """A problem reported to the user as one line, without a traceback."""
+
+
+def log(msg: str) -> None:
+    print("sandbox: " + msg, flush=True)
+
+
+def run(cmd: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, text=True, capture_output=True, **kw)
+    if check and proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise SandboxError("'%s' failed: %s" % (" ".join(cmd), detail[-1] if detail else proc.returncode))
+    return proc
+
+
+# ---- naming -----------------------------------------------------------------------------------
+def node_names(count: int) -> list[str]:
+    return ["node%d" % i for i in range(1, count + 1)]
+
+
+def address_of(name: str) -> str:
+    if name == "outsider":
+        return OUTSIDER_ADDR
+    return "%s.%d" % (PREFIX, 10 + int(name[len("node"):]))
+
+
+def parse_nodes(value: str) -> int:
+    if not re.fullmatch(r"[0-9]+", value.strip()):
+        raise SandboxError("NODES must be a whole number from 1 to %d, got %r" % (MAX_NODES, value))
+    count = int(value)
+    if not 1 <= count <= MAX_NODES:
+        raise SandboxError("NODES must be from 1 to %d, got %d" % (MAX_NODES, count))
+    return count
+
+
+# ---- the machine's own package sources ------------------------------------------------------
+def host_codename(etc: Path = Path("/etc")) -> str:
+    text = (etc / "os-release").read_text()
+    match = re.search(r"^VERSION_CODENAME=\"?([a-z]+)", text, re.M)
+    return match.group(1) if match else SUITE
+
+
+def apt_sources(etc: Path = Path("/etc")) -> list[dict]:
+    """Debian archive entries of this machine's APT configuration, as deb822 stanzas.
+
+    Both formats are read (one-line ``sources.list`` and deb822 ``*.sources``); disabled
+    entries, deb-src and non-Debian repositories (no ``main`` component) are left out. The
+    host's codename is mapped to the nodes' suite so a Debian 13 host still builds Debian 12.
+    """
+    files = [etc / "apt" / "sources.list"] + sorted((etc / "apt" / "sources.list.d").glob("*"))
+    stanzas: list[dict] = []
+    for path in files:
+        if not path.is_file():
+            continue
+        text = path.read_text(errors="replace")
+        if path.suffix == ".sources":
+            for block in re.split(r"\n\s*\n", text):
+                fields = {}
+                for line in block.splitlines():
+                    if line.startswith("#") or ":" not in line or line[0].isspace():
+                        continue
+                    key, _, value = line.partition(":")
+                    fields[key.strip().lower()] = value.strip()
+                if fields.get("enabled", "yes").lower() == "no" or "uris" not in fields:
+                    continue
+                stanzas.append({
+                    "types": fields.get("types", "deb").split(),
+                    "uris": fields["uris"].split(),
+                    "suites": fields.get("suites", "").split(),
+                    "components": fields.get("components", "").split(),
+                })
+        elif path.suffix == ".list" or path.name == "sources.list":
+            for line in text.splitlines():
+                line = re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]).split()
+                if len(line) >= 4 and line[0] in ("deb", "deb-src"):
+                    stanzas.append({"types": [line[0]], "uris": [line[1]], "suites": [line[2]], "components": line[3:]})
+    codename = host_codename(etc)
+    result = []
+    for stanza in stanzas:
+        if "deb" not in stanza["types"] or "main" not in stanza["components"]:
+            continue
+        suites = [s.replace(codename, SUITE) for s in stanza["suites"]]
+        if not any(s.startswith(SUITE) for s in suites):
+            continue
+        result.append({"uris": stanza["uris"], "suites": suites, "components": ["main"]})
+    if not result:
+        raise SandboxError("no Debian archive found in this machine's APT sources (%s)" % (etc / "apt"))
+    return result
+
+
+def archive_mirror(sources: list[dict]) -> str:
+    for stanza in sources:
+        if SUITE in stanza["suites"]:
+            return stanza["uris"][0]
+    raise SandboxError("no APT source for suite %s in this machine's APT configuration" % SUITE)
+
+
+def source_hosts(sources: list[dict]) -> list[str]:
+    hosts = set()
+    for stanza in sources:
+        for uri in stanza["uris"]:
+            match = re.match(r"https?://([^/:]+)", uri)
+            if match:
+                hosts.add(match.group(1))
+    return sorted(hosts)
+
+
+def render_sources(sources: list[dict]) -> str:
+    blocks = []
+    for stanza in sources:
+        blocks.append("Types: deb\nURIs: %s\nSuites: %s\nComponents: %s\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n" % (
+            " ".join(stanza["uris"]), " ".join(stanza["suites"]), " ".join(stanza["components"])))
+    return "# Written by the sandbox from the host's APT sources; fetched through the host's proxy.\n" + "\n".join(blocks)
+
+
+# ---- preflight --------------------------------------------------------------------------------
+def preflight() -> None:
+    if os.geteuid() != 0:
+        raise SandboxError("must run as root (systemd-nspawn, mounts and bridges need it)")
+    missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+    if missing:
+        raise SandboxError("missing tools: %s (apt-get install debootstrap systemd-container iproute2 openssh-client)" % ", ".join(missing))
+
+
+@contextlib.contextmanager
+def locked():
+    STATE.mkdir(parents=True, exist_ok=True)
+    with open(STATE / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+# ---- the cached image -------------------------------------------------------------------------
+def image_recipe(sources: list[dict]) -> str:
+    recipe = {"suite": SUITE, "packages": IMAGE_PACKAGES, "sources": sources, "proxy": HOST_ADDR, "v": 3}
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+
+
+def image_dir() -> Path:
+    return CACHE / "image"
+
+
+def image_current(sources: list[dict]) -> bool:
+    stamp = image_dir() / ".sandbox-recipe"
+    return stamp.is_file() and stamp.read_text().strip() == image_recipe(sources)
+
+
+def build_image(sources: list[dict]) -> None:
+    tmp = CACHE / "image.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    mirror = archive_mirror(sources)
+    log("building the Debian 12 image with debootstrap (once; about a minute)")
+    logfile = CACHE / "debootstrap.log"
+    with open(logfile, "w") as out:
+        proc = subprocess.run(
+            ["debootstrap", "--variant=minbase", "--include=" + ",".join(IMAGE_PACKAGES), SUITE, str(tmp), mirror],
+            stdout=out, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise SandboxError("debootstrap failed; see %s" % logfile)
+    run(["chroot", str(tmp), "systemctl", "enable", "systemd-networkd"])
+    for key in (tmp / "etc" / "ssh").glob("ssh_host_*"):
+        key.unlink()
+    (tmp / "etc" / "ssh" / "sshd_config.d" / "10-sandbox.conf").write_text(
+        "# Sandbox: one host key per node, made when the node is created.\n"
+        "HostKey /etc/ssh/ssh_host_ed25519_key\nPasswordAuthentication no\nUseDNS no\n")
+    (tmp / "etc" / "apt" / "apt.conf.d" / "01sandbox-proxy").write_text(
+        "// Sandbox nodes have no route out: packages come from the host over the bridge.\n"
+        'Acquire::http::Proxy "http://%s:%d/";\nAcquire::https::Proxy "http://%s:%d/";\n'
+        % (HOST_ADDR, PROXY_PORT, HOST_ADDR, PROXY_PORT))
+    with contextlib.suppress(FileNotFoundError):
+        (tmp / "etc" / "apt" / "sources.list").unlink()
+    (tmp / "etc" / "apt" / "sources.list.d" / "debian.sources").write_text(render_sources(sources))
+    shutil.rmtree(tmp / "var" / "lib" / "apt" / "lists", ignore_errors=True)
+    (tmp / "var" / "lib" / "apt" / "lists" / "partial").mkdir(parents=True)
+    # No package lists yet, and an old date on the folder, so `apt update_cache cache_valid_time=...`
+    # knows the cache is stale, as on a machine that has not been updated in a long time.
+    run(["chroot", str(tmp), "apt-get", "clean"])
+    os.utime(tmp / "var" / "lib" / "apt" / "lists", (0, 0))
+    (tmp / "etc" / "machine-id").write_text("")
+    (tmp / ".sandbox-recipe").write_text(image_recipe(sources) + "\n")
+    if image_dir().exists():
+        shutil.rmtree(image_dir())
+    tmp.rename(image_dir())
+    log("image ready in %s" % image_dir())
+
+
+# ---- processes and mounts ---------------------------------------------------------------------
+def pid_alive(pidfile: Path, needle: str) -> int | None:
+    try:
+        pid = int(pidfile.read_text().strip())
+        cmdline = Path("/proc/%d/cmdline" % pid).read_bytes().replace(b"\0", b" ").decode()
+    except (OSError, ValueError):
+        return None
+    return pid if needle in cmdline else None
+
+
+def terminate(pid: int, timeout: float) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not Path("/proc/%d" % pid).exists() or Path("/proc/%d/status" % pid).read_text().find("State:\tZ") >= 0:
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def mounts_under(path: Path) -> list[str]:
+    found = []
+    for line in Path("/proc/mounts").read_text().splitlines():
+        target = line.split()[1].replace("\\040", " ")
+        if target == str(path) or target.startswith(str(path) + "/"):
+            found.append(target)
+    return sorted(found, key=len, reverse=True)
+
+
+def unmount_all(path: Path) -> None:
+    for target in mounts_under(path):
+        if subprocess.run(["umount", target], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", target], capture_output=True)
+
+
+def port_open(addr: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((addr, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            return sock.recv(8).startswith(b"SSH-") if port == 22 else True
+    except OSError:
+        return False
+
+
+# ---- bridge and package proxy -----------------------------------------------------------------
+def ensure_bridge() -> None:
+    if run(["ip", "link", "show", BRIDGE], check=False).returncode != 0:
+        run(["ip", "link", "add", BRIDGE, "type", "bridge"])
+    addrs = run(["ip", "-4", "-o", "addr", "show", "dev", BRIDGE]).stdout
+    if HOST_ADDR + "/24" not in addrs:
+        run(["ip", "addr", "add", HOST_ADDR + "/24", "dev", BRIDGE])
+    run(["ip", "link", "set", BRIDGE, "up"])
+
+
+def ensure_proxy(sources: list[dict]) -> None:
+    pidfile = STATE / "pkgproxy.pid"
+    if pid_alive(pidfile, "pkgproxy.py") and port_open(HOST_ADDR, PROXY_PORT):
+        return
+    stale = pid_alive(pidfile, "pkgproxy.py")
+    if stale:
+        terminate(stale, 5)
+    cmd = [sys.executable, str(REPO / "sandbox" / "pkgproxy.py"), "--listen", HOST_ADDR, "--port", str(PROXY_PORT),
+           "--cache-dir", str(CACHE / "debs"), "--wheel-dir", str(CACHE / "wheels")]
+    for host in source_hosts(sources):
+        cmd += ["--allow", host]
+    with open(STATE / "pkgproxy.log", "a") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    pidfile.write_text("%d\n" % proc.pid)
+    deadline = time.monotonic() + 10
+    while not port_open(HOST_ADDR, PROXY_PORT):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SandboxError("the package proxy did not start; see %s" % (STATE / "pkgproxy.log"))
+        time.sleep(0.1)
+
+
+def stop_proxy() -> None:
+    pid = pid_alive(STATE / "pkgproxy.pid", "pkgproxy.py")
+    if pid:
+        terminate(pid, 5)
+    with contextlib.suppress(FileNotFoundError):
+        (STATE / "pkgproxy.pid").unlink()
+
+
+# ---- nodes ------------------------------------------------------------------------------------
+def node_dir(name: str) -> Path:
+    return STATE / "nodes" / name
+
+
+def node_running(name: str) -> bool:
+    root = node_dir(name) / "root"
+    return (pid_alive(node_dir(name) / "pid", "-M " + name + " ") is not None
+            and str(root) in mounts_under(root) and port_open(address_of(name), 22))
+
+
+def stop_node(name: str) -> None:
+    pid = pid_alive(node_dir(name) / "pid", "-M " + name + " ")
+    if pid:
+        terminate(pid, 30)
+    unmount_all(node_dir(name))
+    if run(["ip", "link", "show", "vb-" + name], check=False).returncode == 0:
+        run(["ip", "link", "del", "vb-" + name], check=False)
+    shutil.rmtree(node_dir(name), ignore_errors=True)
+
+
+def hosts_file(name: str, names: list[str]) -> str:
+    lines = ["127.0.0.1\tlocalhost",
+             "# Debian's installer maps the host's own name to 127.0.1.1; the sandbox keeps that trap.",
+             "127.0.1.1\t%s" % name,
+             "::1\tlocalhost ip6-localhost ip6-loopback",
+             "%s\tsandbox-host" % HOST_ADDR]
+    lines += ["%s\t%s" % (address_of(peer), peer) for peer in names]
+    return "\n".join(lines) + "\n"
+
+
+def start_node(name: str, names: list[str], pubkey: str) -> None:
+    base = node_dir(name)
+    root = base / "root"
+    for sub in ("upper", "work", "root"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    run(["mount", "-t", "overlay", "overlay", "-o",
+         "lowerdir=%s,upperdir=%s,workdir=%s" % (image_dir(), base / "upper", base / "work"), str(root)])
+    (root / "etc" / "hostname").write_text(name + "\n")
+    (root / "etc" / "hosts").write_text(hosts_file(name, names))
+    (root / "etc" / "systemd" / "network" / "10-host0.network").write_text(
+        "[Match]\nName=host0\n\n[Network]\nAddress=%s/24\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n" % address_of(name))
+    ssh_dir = root / "root" / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text(pubkey)
+    (ssh_dir / "authorized_keys").chmod(0o600)
+    hostkey = root / "etc" / "ssh" / "ssh_host_ed25519_key"
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "root@" + name, "-f", str(hostkey)])
+    cmd = ["systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit", "-D", str(root), "-M", name,
+           "--network-bridge=" + BRIDGE, "--console=read-only", "--link-journal=no", "--resolv-conf=off",
+           "--timezone=off"]
+    with open(base / "console.log", "w") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    (base / "pid").write_text("%d\n" % proc.pid)
+
+
+def wait_ready(name: str, deadline: float) -> None:
+    ssh = ssh_command(name) + ["systemctl is-system-running --wait >/dev/null; true"]
+    while time.monotonic() < deadline:
+        if not pid_alive(node_dir(name) / "pid", "-M " + name + " "):
+            raise SandboxError("%s exited while booting; see %s" % (name, node_dir(name) / "console.log"))
+        if port_open(address_of(name), 22):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                if subprocess.run(ssh, capture_output=True, timeout=60).returncode == 0:
+                    return
+        time.sleep(0.5)
+    raise SandboxError("%s did not answer on SSH within %ds; see %s" % (name, BOOT_TIMEOUT, node_dir(name) / "console.log"))
+
+
+def ssh_command(name: str) -> list[str]:
+    return ["ssh", "-i", str(STATE / "id_ed25519"), "-o", "UserKnownHostsFile=%s" % (STATE / "known_hosts"),
+            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+            "root@" + address_of(name)]
+
+
+def ensure_key() -> str:
+    key = STATE / "id_ed25519"
+    if not key.exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "onprem-torchrun-sandbox", "-f", str(key)])
+    return (STATE / "id_ed25519.pub").read_text()
+
+
+def write_known_hosts(names: list[str]) -> None:
+    lines = []
+    for name in names:
+        pub = (node_dir(name) / "root" / "etc" / "ssh" / "ssh_host_ed25519_key.pub").read_text().split()
+        lines.append("%s,%s %s %s" % (name, address_of(name), pub[0], pub[1]))
+    (STATE / "known_hosts").write_text("\n".join(lines) + "\n")
+
+
+def write_inventory(path: Path, nodes: list[str]) -> None:
+    def hosts(names: list[str]) -> str:
+        return "".join("        %s:\n          ansible_host: %s\n" % (n, address_of(n)) for n in names)
+
+    text = (
+        "# Generated by sandbox/sandbox.py; do not edit (make sandbox rewrites it).\n"
+        "all:\n"
+        "  vars:\n"
+        "    ansible_user: root\n"
+        "    ansible_python_interpreter: /usr/bin/python3\n"
+        "    ansible_ssh_private_key_file: %s\n"
+        "    ansible_ssh_common_args: >-\n"
+        "      -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes\n"
+        "    sandbox_package_host: \"%s:%d\"\n"
+        "  children:\n"
+        "    trainers:\n"
+        "      hosts:\n%s"
+        "    outsiders:\n"
+        "      hosts:\n%s"
+    ) % (STATE / "id_ed25519", STATE / "known_hosts", HOST_ADDR, PROXY_PORT, hosts(nodes), hosts(["outsider"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def existing_nodes() -> list[str]:
+    base = STATE / "nodes"
+    return sorted(p.name for p in base.iterdir()) if base.is_dir() else []
+
+
+# ---- commands ---------------------------------------------------------------------------------
+def cmd_up(args: argparse.Namespace) -> int:
+    count = parse_nodes(args.nodes)
+    preflight()
+    sources = apt_sources()
+    nodes = node_names(count)
+    wanted = nodes + ["outsider"]
+    with locked():
+        if not image_current(sources):
+            for name in existing_nodes():
+                stop_node(name)
+            build_image(sources)
+        pubkey = ensure_key()
+        ensure_bridge()
+        ensure_proxy(sources)
+        for name in existing_nodes():
+            if name not in wanted:
+                log("stopping %s (not in a %d-node sandbox)" % (name, count))
+                stop_node(name)
+        started = []
+        for name in wanted:
+            if node_running(name):
+                continue
+            stop_node(name)  # leftovers of a crash or a killed run
+            start_node(name, nodes, pubkey)
+            started.append(name)
+        write_known_hosts(wanted)
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda n: wait_ready(n, deadline), started))
+        write_inventory(Path(args.inventory), nodes)
+    if started:
+        log("up: %s (%s)" % (", ".join("%s=%s" % (n, address_of(n)) for n in wanted), "started " + ", ".join(started)))
+    else:
+        log("already up with %d nodes and the outsider; nothing to do" % count)
+    log("inventory: %s" % args.inventory)
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    preflight()
+    with locked():
+        names = existing_nodes()
+        pids = [pid_alive(node_dir(n) / "pid", "-M " + n + " ") for n in names]
+        for pid in filter(None, pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for name in names:
+            stop_node(name)
+        stop_proxy()
+        if run(["ip", "link", "show", BRIDGE], check=False).returncode == 0:
+            run(["ip", "link", "del", BRIDGE])
+        unmount_all(STATE)
+        for leftover in ("nodes", "known_hosts"):
+            path = STATE / leftover
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        Path(args.inventory).unlink(missing_ok=True)
+    log("down: no node, mount, link or proxy left" if names else "down: nothing was running")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    names = existing_nodes()
+    if not names:
+        log("no sandbox nodes")
+        return 1
+    healthy = True
+    for name in names:
+        up = node_running(name)
+        healthy &= up
+        print("%-10s %-14s %s" % (name, address_of(name), "up" if up else "DOWN"))
+    proxy = pid_alive(STATE / "pkgproxy.pid", "pkgproxy.py") is not None
+    print("%-10s %-14s %s" % ("pkgproxy", "%s:%d" % (HOST_ADDR, PROXY_PORT), "up" if proxy else "DOWN"))
+    return 0 if healthy and proxy else 1
+
+
+def cmd_image(args: argparse.Namespace) -> int:
+    preflight()
+    sources = apt_sources()
+    with locked():
+        if args.force or not image_current(sources):
+            for name in existing_nodes():
+                stop_node(name)
+            build_image(sources)
+        else:
+            log("image is current: %s" % image_dir())
+    return 0
+
+
+def cmd_wheelhouse(args: argparse.Namespace) -> int:
+    """Fill the wheelhouse with the wheels of a requirements file, using this machine's pip config."""
+    target = CACHE / "wheels"
+    target.mkdir(parents=True, exist_ok=True)
+    stamp = target / (".req-" + hashlib.sha256(Path(args.requirements).read_bytes()).hexdigest()[:16])
+    if stamp.exists():
+        log("wheelhouse is current: %s" % target)
+        return 0
+    log("downloading wheels for %s into %s" % (args.requirements, target))
+    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
+                           "--dest", str(target), "-r", args.requirements])
+    if proc.returncode != 0:
+        raise SandboxError("pip download failed for %s" % args.requirements)
+    stamp.write_text("")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="boot node1..nodeN and the outsider")
+    up.add_argument("--nodes", default="2", help="number of cluster nodes (1..%d)" % MAX_NODES)
+    up.add_argument("--inventory", default=str(DEFAULT_INVENTORY))
+    up.set_defaults(func=cmd_up)
+    down = sub.add_parser("down", help="stop every node, the proxy and the bridge")
+    down.add_argument("--inventory", default=str(DEFAULT_INVENTORY))
+    down.set_defaults(func=cmd_down)
+    sub.add_parser("status", help="show the nodes").set_defaults(func=cmd_status)
+    image = sub.add_parser("image", help="build the cached image")
+    image.add_argument("--force", action="store_true")
+    image.set_defaults(func=cmd_image)
+    wheels = sub.add_parser("wheelhouse", help="download wheels for the nodes")
+    wheels.add_argument("-r", "--requirements", required=True)
+    wheels.set_defaults(func=cmd_wheelhouse)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SandboxError as err:
+        print("sandbox: error: %s" % err, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The sandbox tool on real nodes: up, a no-op re-run, recovery from a crash, a clean down.
+
+Boots a 1-node sandbox (plus the outsider) with the real image, so it needs root, debootstrap
+and systemd-nspawn (`make integration` installs them). Tears down any running sandbox.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sandbox
+
+TOOL = [sys.executable, sandbox.__file__]
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")
+
+
+def tool(*args):
+    proc = subprocess.run(TOOL + list(args), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def leftovers():
+    """Everything a sandbox can leave behind on the host; all empty when it is down."""
+    mounts = [line for line in Path("/proc/mounts").read_text().splitlines() if str(sandbox.STATE) in line]
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+    return {
+        "mounts": mounts,
+        "links": [l for l in links.splitlines() if sandbox.BRIDGE in l or " vb-" in l],
+        # A reaped-later zombie holds no mount, link or namespace: only live processes count.
+        "processes": [p for p in procs if ("systemd-nspawn" in p or "pkgproxy.py" in p) and "<defunct>" not in p],
+        "node dirs": sandbox.existing_nodes(),
+        "inventory": [str(sandbox.DEFAULT_INVENTORY)] if sandbox.DEFAULT_INVENTORY.exists() else [],
+    }
+
+
+@pytest.fixture(scope="module")
+def one_node():
+    tool("down")
+    out = tool("up", "--nodes", "1")
+    yield out
+    tool("down")
+
+
+def test_up_boots_node_and_outsider(one_node):
+    assert "started node1, outsider" in one_node
+    status = subprocess.run(TOOL + ["status"], capture_output=True, text=True)
+    assert status.returncode == 0, status.stdout
+    assert [l.split()[0] for l in status.stdout.splitlines()] == ["node1", "outsider", "pkgproxy"]
+    inventory = sandbox.DEFAULT_INVENTORY.read_text()
+    assert "node1:\n          ansible_host: 198.18.0.11" in inventory
+    assert "outsider:\n          ansible_host: 198.18.0.250" in inventory
+
+
+def test_second_up_is_a_no_op(one_node):
+    before = (sandbox.STATE / "nodes" / "node1" / "pid").read_text()
+    assert "nothing to do" in tool("up", "--nodes", "1")
+    assert (sandbox.STATE / "nodes" / "node1" / "pid").read_text() == before
+
+
+def test_up_recovers_a_crashed_node(one_node):
+    pid = int((sandbox.STATE / "nodes" / "node1" / "pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(1)
+    assert subprocess.run(TOOL + ["status"], capture_output=True).returncode == 1
+    out = tool("up", "--nodes", "1")
+    assert "started node1" in out and "outsider" not in out.split("started", 1)[1]
+    assert subprocess.run(TOOL + ["status"], capture_output=True).returncode == 0
+
+
+def test_up_resizes(one_node):
+    out = tool("up", "--nodes", "2")
+    assert "started node2" in out
+    out = tool("up", "--nodes", "1")
+    assert "stopping node2" in out
+    assert sandbox.existing_nodes() == ["node1", "outsider"]
+
+
+def test_down_leaves_nothing(one_node):
+    tool("down")
+    assert leftovers() == {"mounts": [], "links": [], "processes": [], "node dirs": [], "inventory": []}
+    assert "nothing was running" in tool("down")

@@ -1,0 +1,57 @@
+"""The collection builds, installs cleanly, and resolves both from a checkout and installed."""
+
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def run(cmd, cwd, env=None):
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def tarball(tmp_path_factory):
+    out = tmp_path_factory.mktemp("build")
+    run([BIN / "ansible-galaxy", "collection", "build", "--output-path", str(out), str(ROOT)], cwd=ROOT)
+    version = yaml.safe_load((ROOT / "galaxy.yml").read_text())["version"]
+    path = out / ("onprem-torchrun-%s.tar.gz" % version)
+    assert path.is_file()
+    return path
+
+
+def test_tarball_ships_no_dev_files(tarball):
+    names = tarfile.open(tarball).getnames()
+    assert "playbooks/ping.yml" in names and "plugins/filter/node_rank.py" in names
+    for dev in ("sandbox/", "tests/", "extensions/", "collections/", ".venv/", "inventories/sandbox/", "Makefile"):
+        assert not [n for n in names if n.startswith(dev)], dev
+
+
+def test_installed_collection_runs_playbooks_by_name(tarball, tmp_path):
+    cols = tmp_path / "cols"
+    (tmp_path / "ansible.cfg").write_text("[defaults]\n")  # not the checkout's ansible.cfg
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(ANSIBLE_COLLECTIONS_PATH=str(cols), ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"))
+    run([BIN / "ansible-galaxy", "collection", "install", "--offline", "-p", str(cols), str(tarball)], cwd=tmp_path, env=env)
+    assert (cols / "ansible_collections" / "onprem" / "torchrun" / "MANIFEST.json").is_file()
+    out = run([BIN / "ansible-playbook", "onprem.torchrun.ping", "--syntax-check", "-i", "localhost,"], cwd=tmp_path, env=env)
+    assert "playbook: %s/ansible_collections/onprem/torchrun/playbooks/ping.yml" % cols in out
+    doc = run([BIN / "ansible-doc", "-t", "filter", "onprem.torchrun.node_rank"], cwd=tmp_path, env=env)
+    assert "node rank" in doc
+
+
+def test_checkout_resolves_the_collection_without_install(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    out = run([BIN / "ansible-playbook", "playbooks/ping.yml", "--syntax-check", "-i", "localhost,"], cwd=ROOT, env=env)
+    assert "playbook: playbooks/ping.yml" in out
+    link = ROOT / "collections" / "ansible_collections" / "onprem" / "torchrun"
+    assert link.resolve() == ROOT
