@@ -28,7 +28,7 @@ PIP_BOOTSTRAP := 24.2
 PIP_BOOTSTRAP_CACHE := $(HOME)/.ansible/test/cache
 COLLECTION_COPY := $(SANITY_ROOT)/ansible_collections/onprem/torchrun
 
-.PHONY: help deps venv sandbox sandbox-down sandbox-status lint sanity unit integration molecule test build clean
+.PHONY: help deps venv demo sandbox sandbox-down sandbox-status lint sanity unit integration molecule test build clean
 
 help:  ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -50,6 +50,11 @@ $(VENV)/.installed: requirements/dev.txt
 
 sandbox: deps  ## Boot the sandbox cluster (NODES=2 nodes plus the outsider)
 	$(SANDBOX) up --nodes "$(NODES)"
+
+demo: deps venv  ## The main job: playbooks/train.yml on a NODES=2 sandbox cluster
+	$(SANDBOX) wheelhouse -r sandbox/wheelhouse.txt
+	$(SANDBOX) up --nodes "$(NODES)"
+	ansible-playbook playbooks/train.yml -i inventories/sandbox
 
 sandbox-down:  ## Stop the sandbox; leaves no node, mount, link or proxy
 	$(SANDBOX) down

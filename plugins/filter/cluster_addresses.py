@@ -1,0 +1,72 @@
+# Copyright: onprem.torchrun developers
+# Apache License 2.0 (see galaxy.yml)
+"""The cluster_addresses filter: each training node's address on the cluster network."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: cluster_addresses
+author: onprem.torchrun developers
+version_added: 0.1.0
+short_description: Each training node's IP address on the cluster network
+description:
+  - For every host of O(_input), in order, returns its C(torchrun_address) host variable, or
+    its C(ansible_host) when that is not set, or else its inventory name.
+  - Fails with a message naming the host and the variable when the result is not an IP
+    address, since torchrun, gloo and the firewall all need the address itself.
+options:
+  _input:
+    description: The ordered host list of the training group.
+    type: list
+    elements: str
+    required: true
+  hostvars:
+    description: The C(hostvars) of the play.
+    type: dict
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: List the cluster addresses
+  ansible.builtin.debug:
+    msg: "{{ groups['trainers'] | onprem.torchrun.cluster_addresses(hostvars) }}"
+"""
+
+RETURN = r"""
+_value:
+  description: The addresses, in the order of the hosts.
+  type: list
+  elements: str
+"""
+
+import ipaddress
+
+from ansible.errors import AnsibleFilterError
+
+
+def cluster_addresses(hosts, hostvars):
+    """Return the cluster address of each host, refusing anything that is not an IP address."""
+    addresses = []
+    for host in hosts:
+        hvars = hostvars[host]
+        if hvars.get("torchrun_address") not in (None, ""):
+            var, value = "torchrun_address", hvars["torchrun_address"]
+        elif hvars.get("ansible_host") not in (None, ""):
+            var, value = "ansible_host", hvars["ansible_host"]
+        else:
+            var, value = "inventory name", host
+        try:
+            addresses.append(str(ipaddress.ip_address(str(value).strip())))
+        except ValueError:
+            raise AnsibleFilterError(
+                "%s: %s=%r is not an IP address; set torchrun_address to the node's address on the cluster network"
+                % (host, var, value)
+            ) from None
+    return addresses
+
+
+class FilterModule:
+    """onprem.torchrun filters for cluster addresses."""
+
+    def filters(self):
+        return {"cluster_addresses": cluster_addresses}

@@ -1,0 +1,80 @@
+# Copyright: onprem.torchrun developers
+# Apache License 2.0 (see galaxy.yml)
+"""The cluster_interface filter: the network interface that carries a node's cluster address."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: cluster_interface
+author: onprem.torchrun developers
+version_added: 0.1.0
+short_description: The interface that carries a node's cluster address
+description:
+  - Looks through the node's gathered network facts (O(_input) is C(ansible_facts)) for the
+    interface that holds O(address) as a primary or secondary IPv4 or an IPv6 address.
+  - The result is what C(GLOO_SOCKET_IFNAME) and C(NCCL_SOCKET_IFNAME) are pinned to, so a
+    hostname that resolves to 127.0.1.1 or an unroutable docker/veth interface cannot be picked.
+  - Fails naming the address when no interface carries it, or when only the loopback does.
+options:
+  _input:
+    description: The node's C(ansible_facts), gathered with at least the C(network) subset.
+    type: dict
+    required: true
+  address:
+    description: The node's cluster address.
+    type: str
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Show the cluster interface
+  ansible.builtin.debug:
+    msg: "{{ ansible_facts | onprem.torchrun.cluster_interface(torchrun_address) }}"
+"""
+
+RETURN = r"""
+_value:
+  description: The interface name, for example C(eth0) or C(host0).
+  type: str
+"""
+
+import ipaddress
+
+from ansible.errors import AnsibleFilterError
+
+
+def _addresses(info):
+    ipv4 = info.get("ipv4") or {}
+    if isinstance(ipv4, dict):
+        yield ipv4.get("address")
+    for extra in info.get("ipv4_secondaries") or []:
+        yield extra.get("address")
+    for extra in info.get("ipv6") or []:
+        yield extra.get("address")
+
+
+def cluster_interface(facts, address):
+    """Return the name of the interface that carries ``address``."""
+    try:
+        wanted = ipaddress.ip_address(str(address))
+    except ValueError:
+        raise AnsibleFilterError("cluster_interface: %r is not an IP address" % (address,)) from None
+    if wanted.is_loopback:
+        raise AnsibleFilterError("cluster_interface: %s is a loopback address, not a cluster address" % wanted)
+    names = facts.get("interfaces") or []
+    for name in sorted(names):
+        info = facts.get(name.replace("-", "_")) or facts.get(name) or {}
+        for found in _addresses(info):
+            if found and ipaddress.ip_address(found.split("%")[0]) == wanted:
+                return info.get("device", name)
+    raise AnsibleFilterError(
+        "cluster_interface: no interface of %s carries %s (interfaces: %s)"
+        % (facts.get("hostname", "this host"), wanted, ", ".join(sorted(names)) or "none gathered")
+    )
+
+
+class FilterModule:
+    """onprem.torchrun filters for the cluster interface."""
+
+    def filters(self):
+        return {"cluster_interface": cluster_interface}

@@ -1,0 +1,180 @@
+#!/usr/bin/python
+# Copyright: onprem.torchrun developers
+# Apache License 2.0 (see galaxy.yml)
+"""Read the state of a torchrun job's systemd unit on this node."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: job_info
+author: onprem.torchrun developers
+version_added: 0.1.0
+short_description: State, exit status, workers and last log lines of a torchrun job's unit
+description:
+  - Reads C(torchrun-<job>.service) with C(systemctl show), counts the worker processes that
+    the torchrun agent has started (with the static rendezvous they start only once every
+    node has joined), and returns the last journal lines of the unit's latest run.
+  - Reads only; changes nothing.
+options:
+  job:
+    description: The job name (the unit is C(torchrun-<job>.service)).
+    type: str
+    required: true
+  log_lines:
+    description: How many journal lines of the latest run to return.
+    type: int
+    default: 5
+attributes:
+  check_mode:
+    support: full
+    details: Reads only, so it runs in check mode as well.
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Read the job's state
+  onprem.torchrun.job_info:
+    job: train
+  register: job
+"""
+
+RETURN = r"""
+unit:
+  description: The unit's name.
+  returned: always
+  type: str
+  sample: torchrun-train.service
+exists:
+  description: Whether the unit is installed.
+  returned: always
+  type: bool
+state:
+  description: The unit's ActiveState (C(active), C(inactive), C(failed), ...).
+  returned: always
+  type: str
+sub_state:
+  description: The unit's SubState.
+  returned: always
+  type: str
+result:
+  description: systemd's Result of the latest run (C(success), C(exit-code), C(signal), ...).
+  returned: always
+  type: str
+exit_status:
+  description: Exit status of the torchrun agent in the latest run (0 while it runs).
+  returned: always
+  type: int
+restarts:
+  description: How often systemd restarted the unit (NRestarts).
+  returned: always
+  type: int
+main_pid:
+  description: PID of the torchrun agent, 0 when it is not running.
+  returned: always
+  type: int
+workers:
+  description: Worker processes the agent runs now.
+  returned: always
+  type: int
+started:
+  description: When the unit last became active (ActiveEnterTimestamp), empty if never.
+  returned: always
+  type: str
+finished:
+  description: Whether the latest run is over (not active, activating or deactivating).
+  returned: always
+  type: bool
+log:
+  description: The last journal lines of the latest run.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+PROPERTIES = ("LoadState", "ActiveState", "SubState", "Result", "ExecMainStatus", "NRestarts", "MainPID",
+              "InvocationID", "ActiveEnterTimestamp")
+RUNNING = ("active", "activating", "deactivating", "reloading")
+
+
+def show(module, unit):
+    cmd = ["systemctl", "show", unit, "--property=" + ",".join(PROPERTIES)]
+    rc, out, err = module.run_command(cmd)
+    if rc != 0:
+        module.fail_json(msg="systemctl show %s failed: %s" % (unit, err.strip()), rc=rc)
+    props = {}
+    for line in out.splitlines():
+        key, _sep, value = line.partition("=")
+        props[key] = value
+    return props
+
+
+def children(pid):
+    """Count the direct children of ``pid`` (the agent's workers)."""
+    if pid <= 0:
+        return 0
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as handle:
+            return len(handle.read().split())
+    except OSError:
+        count = 0
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open("/proc/%s/stat" % entry) as handle:
+                        if int(handle.read().rsplit(")", 1)[1].split()[1]) == pid:
+                            count += 1
+                except (OSError, IndexError, ValueError):
+                    continue
+        return count
+
+
+def journal(module, unit, invocation, lines):
+    if lines <= 0:
+        return []
+    # The job's own output in its latest run, without systemd's messages about the unit.
+    match = ["_SYSTEMD_UNIT=" + unit] + (["_SYSTEMD_INVOCATION_ID=" + invocation] if invocation else [])
+    cmd = ["journalctl", "--no-pager", "--output=cat", "--lines=%d" % lines] + match
+    rc, out, _err = module.run_command(cmd)
+    return out.splitlines()[-lines:] if rc == 0 else []
+
+
+def to_int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(job=dict(type="str", required=True), log_lines=dict(type="int", default=5)),
+        supports_check_mode=True,
+    )
+    unit = "torchrun-%s.service" % module.params["job"]
+    props = show(module, unit)
+    pid = to_int(props.get("MainPID"))
+    state = props.get("ActiveState", "")
+    module.exit_json(
+        changed=False,
+        unit=unit,
+        exists=props.get("LoadState") == "loaded",
+        state=state,
+        sub_state=props.get("SubState", ""),
+        result=props.get("Result", ""),
+        exit_status=to_int(props.get("ExecMainStatus")),
+        restarts=to_int(props.get("NRestarts")),
+        main_pid=pid,
+        workers=children(pid),
+        started=props.get("ActiveEnterTimestamp", ""),
+        finished=state not in RUNNING,
+        log=journal(module, unit, props.get("InvocationID", ""), module.params["log_lines"]),
+    )
+
+
+if __name__ == "__main__":
+    main()
