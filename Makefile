@@ -18,7 +18,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Debian packages the sandbox and the tests use on the host.
 APT_PACKAGES := debootstrap systemd-container iproute2 openssh-client rsync shellcheck
 # Molecule scenarios in the default suite, in order.
-SCENARIOS ?= sandbox
+SCENARIOS ?= sandbox train
 
 SANDBOX := $(PYTHON) sandbox/sandbox.py
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)

@@ -1,12 +1,12 @@
 # Copyright: onprem.torchrun developers
-# Apache License 2.0 (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The cluster_addresses filter: each training node's address on the cluster network."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: cluster_addresses
-author: onprem.torchrun developers
+author: onprem.torchrun developers (@onprem)
 version_added: 0.1.0
 short_description: Each training node's IP address on the cluster network
 description:

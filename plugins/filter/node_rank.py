@@ -1,12 +1,12 @@
 # Copyright: onprem.torchrun developers
-# Apache License 2.0 (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The node_rank filter: a host's torchrun node rank from its place in the inventory group."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: node_rank
-author: onprem.torchrun developers
+author: onprem.torchrun developers (@onprem)
 version_added: 0.1.0
 short_description: A host's torchrun node rank, from its index in the inventory group
 description:

@@ -1,12 +1,12 @@
 # Copyright: onprem.torchrun developers
-# Apache License 2.0 (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The probe_failures filter: the failed pairs of a connectivity check, one line each."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: probe_failures
-author: onprem.torchrun developers
+author: onprem.torchrun developers (@onprem)
 version_added: 0.1.0
 short_description: List the node pairs that failed the connectivity check
 description:

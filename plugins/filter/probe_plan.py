@@ -1,12 +1,12 @@
 # Copyright: onprem.torchrun developers
-# Apache License 2.0 (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The probe_plan filter: which endpoints a node connects to in the connectivity check."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: probe_plan
-author: onprem.torchrun developers
+author: onprem.torchrun developers (@onprem)
 version_added: 0.1.0
 short_description: The endpoints one node probes in the cluster connectivity check
 description:

@@ -1,12 +1,12 @@
 # Copyright: onprem.torchrun developers
-# Apache License 2.0 (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The systemd_exec_args filter: a command line quoted for a unit's ExecStart=."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: systemd_exec_args
-author: onprem.torchrun developers
+author: onprem.torchrun developers (@onprem)
 version_added: 0.1.0
 short_description: Quote a list of arguments for a systemd ExecStart= line
 description:

@@ -1,13 +1,13 @@
 #!/usr/bin/python
 # Copyright: onprem.torchrun developers
-# Apache License 2.0 (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Read the state of a torchrun job's systemd unit on this node."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: job_info
-author: onprem.torchrun developers
+author: onprem.torchrun developers (@onprem)
 version_added: 0.1.0
 short_description: State, exit status, workers and last log lines of a torchrun job's unit
 description:
@@ -26,9 +26,11 @@ options:
     default: 5
 attributes:
   check_mode:
+    description: Can run in check mode and return the same data as a normal run.
     support: full
     details: Reads only, so it runs in check mode as well.
   diff_mode:
+    description: Returns no diff; it changes nothing.
     support: none
 """
 

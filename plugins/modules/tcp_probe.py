@@ -1,13 +1,13 @@
 #!/usr/bin/python
 # Copyright: onprem.torchrun developers
-# Apache License 2.0 (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Open TCP connections from this node to many targets at once and report each outcome."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: tcp_probe
-author: onprem.torchrun developers
+author: onprem.torchrun developers (@onprem)
 version_added: 0.1.0
 short_description: Check TCP connections from a node to many targets in parallel
 description:
@@ -45,9 +45,11 @@ options:
     default: 5
 attributes:
   check_mode:
+    description: Can run in check mode and return the same data as a normal run.
     support: full
     details: The probe only reads, so it runs in check mode as well.
   diff_mode:
+    description: Returns no diff; it changes nothing.
     support: none
 """
 

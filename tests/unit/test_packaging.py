@@ -55,3 +55,15 @@ def test_checkout_resolves_the_collection_without_install(tmp_path):
     assert "playbook: playbooks/ping.yml" in out
     link = ROOT / "collections" / "ansible_collections" / "onprem" / "torchrun"
     assert link.resolve() == ROOT
+
+
+def test_lab_inventory_describes_the_example_cluster():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    out = run([BIN / "ansible-inventory", "-i", "inventories/lab", "--list"], cwd=ROOT, env=env)
+    inventory = yaml.safe_load(out)
+    assert inventory["trainers"]["hosts"] == ["gpu-node-1", "gpu-node-2"]
+    first = inventory["_meta"]["hostvars"]["gpu-node-1"]
+    assert first["ansible_host"] == "10.10.10.16"
+    assert first["torchrun_master_port"] == 50000
+    assert not first["torchrun_collective_port_range"][0] <= 50000 <= first["torchrun_collective_port_range"][1]
+    assert first["torchrun_nproc_per_node"] == 8

@@ -1,0 +1,119 @@
+"""The main job on the sandbox: it trained across both nodes, and only the peers can reach it."""
+
+import os
+import re
+import time
+
+import pytest
+import testinfra
+import testinfra.utils.ansible_runner
+
+# The inventory folder: molecule's own file lists the names; the sandbox's hosts.yml linked beside
+# it holds the addresses and SSH settings.
+INVENTORY = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
+NODES = RUNNER.get_hosts("trainers")
+ADDR = {"node1": "198.18.0.11", "node2": "198.18.0.12", "outsider": "198.18.0.250"}
+UNIT = "torchrun-train.service"
+MASTER_PORT = 29500
+COLLECTIVE_PORT = 52100
+
+testinfra_hosts = NODES
+
+
+def node(name):
+    return testinfra.get_host("ansible://%s?ansible_inventory=%s" % (name, INVENTORY))
+
+
+def journal(host, lines=40):
+    return host.run("journalctl -u %s --no-pager -n %d -o cat" % (UNIT, lines)).stdout
+
+
+def prop(host, name):
+    return host.run("systemctl show -p %s --value %s" % (name, UNIT)).stdout.strip()
+
+
+def test_job_ended_successfully_on_every_node(host):
+    assert prop(host, "Result") == "success", journal(host)
+    assert prop(host, "ExecMainStatus") == "0", journal(host)
+
+
+def test_rank0_reports_world_size_four_across_two_nodes():
+    out = journal(node("node1"))
+    assert re.search(r"^final: world_size=4 nodes=2 epochs=3 loss=[0-9.]+ ", out, re.M), out
+
+
+def test_every_rank_joined_with_the_right_shape():
+    joined = []
+    for name in NODES:
+        joined += re.findall(r"joined: node (\d+), local rank (\d+), world size 4 \(2 node\(s\) x 2\)", journal(node(name), 200))
+    assert sorted(joined) == [("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")]
+
+
+def test_unit_carries_the_inventory_rank(host):
+    rank = NODES.index(host.backend.get_hostname())
+    execstart = host.file("/etc/systemd/system/" + UNIT).content_string
+    assert '"--node-rank=%d"' % rank in execstart
+    assert '"--nnodes=2"' in execstart and '"--nproc-per-node=2"' in execstart
+    assert '"--master-addr=198.18.0.11"' in execstart and '"--master-port=29500"' in execstart
+    assert '"--local-addr=%s"' % ADDR[host.backend.get_hostname()] in execstart
+
+
+def test_unit_runs_as_the_job_user_with_its_environment(host):
+    assert prop(host, "User") == "torchrun"
+    assert prop(host, "KillMode") == "mixed"
+    env = host.file("/etc/torchrun/train.env")
+    assert (env.user, env.group, env.mode) == ("root", "torchrun", 0o640)
+    assert "GLOO_SOCKET_IFNAME=host0\n" in env.content_string
+    assert not re.search(r"^(NODE_RANK|RANK|WORLD_SIZE|MASTER_ADDR|MASTER_PORT)=", env.content_string, re.M)
+
+
+def test_checkpoint_kept_on_every_node(host):
+    ckpt = host.file("/var/lib/torchrun/train/checkpoints/last.ckpt")
+    assert ckpt.exists and ckpt.user == "torchrun"
+
+
+def test_kernel_ephemeral_range_is_the_collective_range(host):
+    assert host.sysctl("net.ipv4.ip_local_port_range") == "52000 53999" or \
+        host.run("sysctl -n net.ipv4.ip_local_port_range").stdout.split() == ["52000", "53999"]
+
+
+def test_own_table_loaded_and_site_table_untouched(host):
+    tables = host.run("nft list tables").stdout
+    assert "table inet torchrun" in tables and "table inet site_rules" in tables
+    assert host.service("torchrun-firewall").is_enabled
+
+
+def connect(src, dst, port):
+    """0: connected; 124: timed out (dropped); anything else: refused or no route."""
+    return node(src).run("timeout 4 bash -c 'exec 3<>/dev/tcp/%s/%d'" % (ADDR[dst], port)).rc
+
+
+@pytest.fixture()
+def listening_job():
+    """Rank 0 alone: its rendezvous store listens on MASTER_PORT, waiting for node2, plus a collective-range listener."""
+    master = node("node1")
+    master.run("systemctl start %s" % UNIT)
+    master.run("systemd-run --unit=verify-listener --collect -p RuntimeMaxSec=60 /usr/bin/python3 -c "
+               "'import socket; s=socket.create_server((\"198.18.0.11\", %d)); [s.accept()[0].close() for _ in iter(int, 1)]'"
+               % COLLECTIVE_PORT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        listening = master.run("ss -Hltn").stdout
+        if ":%d " % MASTER_PORT in listening and ":%d " % COLLECTIVE_PORT in listening:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("nothing listens on the master:\n" + master.run("ss -ltn").stdout + journal(master))
+    yield
+    master.run("systemctl stop %s verify-listener" % UNIT)
+
+
+@pytest.mark.parametrize("port", [MASTER_PORT, COLLECTIVE_PORT])
+def test_only_peers_reach_a_listening_job(listening_job, port):
+    assert connect("node2", "node1", port) == 0
+    assert connect("outsider", "node1", port) == 124
+
+
+def test_ssh_stays_open_to_everyone():
+    assert node("outsider").run("timeout 4 bash -c 'exec 3<>/dev/tcp/198.18.0.11/22 && head -c 4 <&3'").stdout == "SSH-"

@@ -1,0 +1,96 @@
+"""Bad settings are refused by preflight with a message naming host and variable, before any node changes.
+
+Runs playbooks/setup.yml against a fresh 2-node sandbox for each case and compares a fingerprint
+of every node (files under /etc, /opt, /var/lib; installed packages; firewall rules; units)
+before and after. Needs root (`make integration`).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sandbox
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+NODES = ["node1", "node2"]
+FINGERPRINT = (
+    "find /etc /opt /var/lib -xdev \\( -path /var/lib/systemd -o -path /var/lib/apt/lists \\) -prune "
+    "-o -printf '%p %s %m %u %T@\\n' | sort | sha256sum; sha256sum /var/lib/dpkg/status; "
+    "nft list ruleset 2>/dev/null | sha256sum; systemctl list-unit-files --no-legend 'torchrun*' | sha256sum"
+)
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")
+
+# (extra vars, message the run must print). Each message names the host (or "inventory"/
+# "controller") and the variable.
+CASES = {
+    "missing group": ({"torchrun_group": "gpus"}, "inventory: group 'gpus' (torchrun_group) is missing or empty"),
+    "zero processes": ({"torchrun_nproc_per_node": 0}, 'node2: torchrun_nproc_per_node=0 must be a positive integer or "gpu"'),
+    "word processes": ({"torchrun_nproc_per_node": "two"}, 'node1: torchrun_nproc_per_node=two must be a positive integer or "gpu"'),
+    "port too high": ({"torchrun_master_port": 70000}, "node1: torchrun_master_port=70000 must be a port from 1024 to 65535"),
+    "port in range": ({"torchrun_master_port": 52500}, "node1: torchrun_master_port=52500 lies inside torchrun_collective_port_range [52000, 53999]"),
+    "range reversed": ({"torchrun_collective_port_range": [60000, 50000]},
+                       "node1: torchrun_collective_port_range=[60000, 50000] must be [first, last] with 1024 <= first <= last <= 65535"),
+    "cuda for now": ({"torchrun_accelerator": "cuda"}, "node1: torchrun_accelerator=cuda is not yet supported"),
+    "unknown accelerator": ({"torchrun_accelerator": "tpu"}, "value of torchrun_accelerator must be one of: cuda, cpu, got: tpu"),
+    "c10d for now": ({"torchrun_rdzv_backend": "c10d"}, "node1: torchrun_rdzv_backend=c10d is not yet supported; use static"),
+    "shared address": ({"torchrun_address": "198.18.0.11"}, "node1, node2: share the cluster address 198.18.0.11"),
+    "name not address": ({"torchrun_address": "gpu1.lab"}, "node1: torchrun_address='gpu1.lab' is not an IP address"),
+    "missing script": ({"torchrun_script": "/nonexistent/train.py"},
+                       "controller: torchrun_script=/nonexistent/train.py does not exist on the controller"),
+}
+
+
+def playbook(*args):
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", PATH="%s:%s" % (BIN, os.environ["PATH"]))
+    return subprocess.run([BIN / "ansible-playbook", "playbooks/setup.yml", "-i", "inventories/sandbox"] + list(args),
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+def fingerprints():
+    prints = {}
+    for name in NODES:
+        proc = subprocess.run(sandbox.ssh_command(name) + [FINGERPRINT], capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+        prints[name] = proc.stdout
+    return prints
+
+
+@pytest.fixture(scope="module")
+def fresh_cluster():
+    subprocess.run([sys.executable, sandbox.__file__, "down"], capture_output=True, check=False)
+    up = subprocess.run([sys.executable, sandbox.__file__, "up", "--nodes", "2"], capture_output=True, text=True, check=False)
+    assert up.returncode == 0, up.stderr
+    yield fingerprints()
+    subprocess.run([sys.executable, sandbox.__file__, "down"], capture_output=True, check=False)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_is_refused_before_any_change(fresh_cluster, case):
+    extra, message = CASES[case]
+    proc = playbook("-e", json.dumps(extra))
+    out = " ".join((proc.stdout + proc.stderr).split())  # undo Ansible's line wrapping
+    assert proc.returncode != 0, out[-3000:]
+    assert message in out, out[-3000:]
+    assert fingerprints() == fresh_cluster
+
+
+def test_every_problem_is_reported_at_once(fresh_cluster):
+    proc = playbook("-e", json.dumps({"torchrun_nproc_per_node": 0, "torchrun_master_port": 52500, "torchrun_rdzv_backend": "c10d"}))
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert "preflight found 4 problem(s); nothing was changed" in out, out[-3000:]
+    for problem in ('node1: torchrun_nproc_per_node=0', 'node2: torchrun_nproc_per_node=0',
+                    'node1: torchrun_master_port=52500 lies inside', 'node1: torchrun_rdzv_backend=c10d'):
+        assert problem in out
+    assert fingerprints() == fresh_cluster
+
+
+def test_good_inventory_passes_preflight_and_changes_nothing(fresh_cluster):
+    proc = playbook("--tags", "preflight")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "preflight: 2 node(s) in group trainers, master node1 (198.18.0.11:29500)" in proc.stdout
+    assert fingerprints() == fresh_cluster

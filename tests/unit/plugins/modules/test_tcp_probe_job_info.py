@@ -1,0 +1,69 @@
+"""The probing and job-reading logic of the modules, on loopback and on this process's own children."""
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from ansible_collections.onprem.torchrun.plugins.modules import job_info, tcp_probe
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_probe_connects_to_a_listener():
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        result = tcp_probe.probe({"name": "lo", "host": "127.0.0.1", "port": port}, "127.0.0.1", 2)
+    assert result["ok"] and result["reason"] == "connected"
+
+
+def test_probe_reports_refused_after_the_timeout():
+    port = free_port()
+    start = time.monotonic()
+    result = tcp_probe.probe({"name": "lo", "host": "127.0.0.1", "port": port}, "", 0.6)
+    assert not result["ok"] and result["reason"] == "refused"
+    assert time.monotonic() - start >= 0.5  # refused is retried until the time is up
+
+
+def test_probe_waits_for_a_listener_that_starts_late():
+    port = free_port()
+    holder = {}
+
+    def late_listener():
+        time.sleep(0.4)
+        holder["server"] = socket.create_server(("127.0.0.1", port))
+
+    thread = threading.Thread(target=late_listener)
+    thread.start()
+    try:
+        result = tcp_probe.probe({"name": "lo", "host": "127.0.0.1", "port": port}, "", 3)
+    finally:
+        thread.join()
+        holder["server"].close()
+    assert result["ok"], result
+
+
+def test_children_counts_a_process_workers():
+    parent = subprocess.Popen([sys.executable, "-c", "import subprocess,sys,time; "
+                               "[subprocess.Popen(['sleep', '30']) for _ in range(3)]; time.sleep(30)"])
+    try:
+        deadline = time.monotonic() + 10
+        while job_info.children(parent.pid) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert job_info.children(parent.pid) == 3
+    finally:
+        subprocess.run(["pkill", "-P", str(parent.pid)], check=False)
+        parent.kill()
+        parent.wait()
+    assert job_info.children(0) == 0
+
+
+def test_to_int_tolerates_systemd_blanks():
+    assert job_info.to_int("17") == 17
+    assert job_info.to_int("") == 0
+    assert job_info.to_int("[not set]") == 0
