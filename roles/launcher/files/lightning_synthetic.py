@@ -111,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         % (os.environ.get("GROUP_RANK", "?"), os.environ.get("LOCAL_RANK", "?"), world, nodes, local_world, accelerator))
 
     torch.manual_seed(0)
-    callbacks = [ModelCheckpoint(dirpath=args.checkpoint_dir, save_last=True, save_top_k=0), Progress()]
+    last = os.path.join(args.checkpoint_dir, "last.ckpt")
+    # save_top_k=1: Lightning writes last.ckpt only in an epoch where it saved a top-k checkpoint.
+    callbacks = [ModelCheckpoint(dirpath=args.checkpoint_dir, save_last=True, save_top_k=1), Progress()]
     if args.sleep_per_epoch:
         class Sleep(Callback):
             def on_train_epoch_end(self, trainer, pl_module):
@@ -131,7 +133,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     model = Regression(args.features, args.lr)
     loader = DataLoader(synthetic(args.samples, args.features), batch_size=args.batch_size, shuffle=True)
-    last = os.path.join(args.checkpoint_dir, "last.ckpt")
     resumed = 0
     if os.path.exists(last):
         resumed = int(torch.load(last, map_location="cpu", weights_only=False).get("epoch", 0))
