@@ -163,3 +163,26 @@ def test_static_peer_killed_the_master_fails_fast(cluster):
     finally:
         ok(playbook("stop"))
         ok(playbook("setup"))
+
+
+def test_crash_restarts_every_node_and_resumes_from_the_checkpoint(cluster):
+    job = {"torchrun_script_args": ["--epochs", "12", "--sleep-per-epoch", "0.5"], "launcher_wait": False}
+    ok(playbook("setup", job))
+    on("node1", "rm -f /var/lib/torchrun/train/checkpoints/*")
+    on("node2", "rm -f /var/lib/torchrun/train/checkpoints/*")
+    try:
+        ok(playbook("launch", job))
+        assert wait_for(lambda: re.search(r"\] epoch 3/12", current_log("node1")), 120) is not None
+        start = time.monotonic()
+        on("node2", "systemctl kill --signal=KILL %s" % UNIT)
+        # Both units fail, systemd restarts each after RestartSec, the static rendezvous re-forms.
+        done = wait_for(lambda: "final:" in current_log("node1"), 300, step=1)
+        assert done is not None, current_log("node1")
+        print("crash of node2 at epoch 3: job finished %.0f s later, after a restart" % (time.monotonic() - start))
+        final = re.search(r"final: world_size=4 nodes=2 epochs=12 loss=[0-9.]+ resumed_after_epochs=([0-9]+)", current_log("node1"))
+        assert final and int(final.group(1)) >= 1, current_log("node1")  # resumed, not from step 0
+        for node in ("node1", "node2"):
+            assert int(prop(node, "NRestarts")) >= 1
+    finally:
+        ok(playbook("stop"))
+        ok(playbook("setup"))
