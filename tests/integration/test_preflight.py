@@ -37,7 +37,16 @@ CASES = {
                        "node1: torchrun_collective_port_range=[60000, 50000] must be [first, last] with 1024 <= first <= last <= 65535"),
     "cuda for now": ({"torchrun_accelerator": "cuda"}, "node1: torchrun_accelerator=cuda is not yet supported"),
     "unknown accelerator": ({"torchrun_accelerator": "tpu"}, "value of torchrun_accelerator must be one of: cuda, cpu, got: tpu"),
-    "c10d for now": ({"torchrun_rdzv_backend": "c10d"}, "node1: torchrun_rdzv_backend=c10d is not yet supported; use static"),
+    "static nnodes": ({"torchrun_nnodes": "3"},
+                      "node1: torchrun_nnodes=3 but group trainers has 2 node(s); the static rendezvous needs exactly the group"),
+    "c10d range misses": ({"torchrun_rdzv_backend": "c10d", "torchrun_nnodes": "3:4"},
+                          "node1: torchrun_nnodes=3:4 does not admit the 2 node(s) of group trainers"),
+    "c10d range reversed": ({"torchrun_rdzv_backend": "c10d", "torchrun_nnodes": "4:2"},
+                            "node1: torchrun_nnodes=4:2 must be N or MIN:MAX with 1 <= MIN <= MAX"),
+    "c10d node rank": ({"torchrun_rdzv_backend": "c10d", "torchrun_node_rank": 1},
+                       "node2: torchrun_node_rank is set, but the c10d rendezvous assigns ranks itself; remove it"),
+    "stale NODE_RANK": ({"torchrun_env": {"NODE_RANK": "0"}},
+                        "node1: torchrun_env sets NODE_RANK, which torchrun sets for every worker; remove it"),
     "shared address": ({"torchrun_address": "198.18.0.11"}, "node1, node2: share the cluster address 198.18.0.11"),
     "name not address": ({"torchrun_address": "gpu1.lab"}, "node1: torchrun_address='gpu1.lab' is not an IP address"),
     "missing script": ({"torchrun_script": "/nonexistent/train.py"},
@@ -80,11 +89,11 @@ def test_bad_input_is_refused_before_any_change(fresh_cluster, case):
 
 
 def test_every_problem_is_reported_at_once(fresh_cluster):
-    proc = playbook("-e", json.dumps({"torchrun_nproc_per_node": 0, "torchrun_master_port": 52500, "torchrun_rdzv_backend": "c10d"}))
+    proc = playbook("-e", json.dumps({"torchrun_nproc_per_node": 0, "torchrun_master_port": 52500, "torchrun_nnodes": "3"}))
     out = " ".join((proc.stdout + proc.stderr).split())
     assert "preflight found 4 problem(s); nothing was changed" in out, out[-3000:]
     for problem in ('node1: torchrun_nproc_per_node=0', 'node2: torchrun_nproc_per_node=0',
-                    'node1: torchrun_master_port=52500 lies inside', 'node1: torchrun_rdzv_backend=c10d'):
+                    'node1: torchrun_master_port=52500 lies inside', 'node1: torchrun_nnodes=3 but'):
         assert problem in out
     assert fingerprints() == fresh_cluster
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 import warnings
@@ -83,6 +84,36 @@ class NodeLocalDDP(DDPStrategy):
             self.checkpoint_io.remove_checkpoint(filepath)
 
 
+class GracefulStop(Callback):
+    """Stop on SIGTERM (systemctl stop, stop.yml) with a checkpoint, on every rank at the same step.
+
+    torchrun forwards SIGTERM to the workers and kills them 30 s later. The ranks receive it at
+    slightly different moments, so after each batch they agree through a one-number all-reduce;
+    then every rank saves last.ckpt at the same step and training ends cleanly. The handler only
+    sets a flag: nothing collective runs inside a signal handler. It replaces Lightning's own
+    SIGTERM handler (installed when fitting starts), which broadcasts from inside the handler and
+    can deadlock against a collective already in flight.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.requested = False
+
+    def on_train_start(self, trainer, pl_module):
+        signal.signal(signal.SIGTERM, self._request)
+
+    def _request(self, signum, frame):
+        self.requested = True
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        flag = torch.tensor([1.0 if self.requested else 0.0], device=pl_module.device)
+        if float(trainer.strategy.reduce(flag, reduce_op="max")) > 0:
+            trainer.save_checkpoint(self.path)
+            if trainer.is_global_zero:
+                log("SIGTERM: saved %s at epoch %d, step %d" % (self.path, trainer.current_epoch, trainer.global_step))
+            trainer.should_stop = True
+
+
 class Progress(Callback):
     """One log line per epoch on rank 0, visible in the unit's journal."""
 
@@ -107,13 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     nodes = world // local_world
     accelerator = "gpu" if torch.cuda.is_available() else "cpu"
-    log("joined: node %s, local rank %s, world size %d (%d node(s) x %d), %s"
-        % (os.environ.get("GROUP_RANK", "?"), os.environ.get("LOCAL_RANK", "?"), world, nodes, local_world, accelerator))
+    log("joined: node %s, local rank %s, world size %d (%d node(s) x %d), %s, restart %s"
+        % (os.environ.get("GROUP_RANK", "?"), os.environ.get("LOCAL_RANK", "?"), world, nodes, local_world, accelerator,
+           os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")))
 
     torch.manual_seed(0)
     last = os.path.join(args.checkpoint_dir, "last.ckpt")
     # save_top_k=1: Lightning writes last.ckpt only in an epoch where it saved a top-k checkpoint.
-    callbacks = [ModelCheckpoint(dirpath=args.checkpoint_dir, save_last=True, save_top_k=1), Progress()]
+    callbacks = [ModelCheckpoint(dirpath=args.checkpoint_dir, save_last=True, save_top_k=1), Progress(),
+                 GracefulStop(last)]
     if args.sleep_per_epoch:
         class Sleep(Callback):
             def on_train_epoch_end(self, trainer, pl_module):

@@ -46,7 +46,7 @@ def test_rank0_reports_world_size_four_across_two_nodes():
 def test_every_rank_joined_with_the_right_shape():
     joined = []
     for name in NODES:
-        joined += re.findall(r"joined: node (\d+), local rank (\d+), world size 4 \(2 node\(s\) x 2\)", journal(node(name), 200))
+        joined += re.findall(r"joined: node (\d+), local rank (\d+), world size 4 \(2 node\(s\) x 2\), cpu, restart 0", journal(node(name), 200))
     assert sorted(joined) == [("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")]
 
 
