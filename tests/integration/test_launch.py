@@ -12,13 +12,11 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import sandbox
+from conftest import run_playbook
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 UNIT = "torchrun-train.service"
 SECRET = "s3cr3t-token-for-tests"
 SLOW_JOB = {"torchrun_script_args": ["--epochs", "300", "--sleep-per-epoch", "0.5"],
@@ -28,9 +26,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs roo
 
 
 def playbook(name, extra=None, *args):
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", PATH="%s:%s" % (BIN, os.environ["PATH"]))
-    cmd = [BIN / "ansible-playbook", "playbooks/%s.yml" % name, "-i", "inventories/sandbox", "-e", json.dumps(dict(SLOW_JOB, **(extra or {})))]
-    return subprocess.run(cmd + list(args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
+    return run_playbook(name, "-e", json.dumps(dict(SLOW_JOB, **(extra or {}))), *args)
 
 
 def ok(proc):

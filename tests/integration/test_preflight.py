@@ -9,13 +9,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import sandbox
+from conftest import run_playbook
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 NODES = ["node1", "node2"]
 FINGERPRINT = (
     "find /etc /opt /var/lib -xdev \\( -path /var/lib/systemd -o -path /var/lib/apt/lists \\) -prune "
@@ -55,9 +53,7 @@ CASES = {
 
 
 def playbook(*args):
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", PATH="%s:%s" % (BIN, os.environ["PATH"]))
-    return subprocess.run([BIN / "ansible-playbook", "playbooks/setup.yml", "-i", "inventories/sandbox"] + list(args),
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    return run_playbook("setup", *args)
 
 
 def fingerprints():
