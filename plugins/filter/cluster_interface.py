@@ -14,7 +14,9 @@ description:
     interface that holds O(address) as a primary or secondary IPv4 or an IPv6 address.
   - The result is what C(GLOO_SOCKET_IFNAME) and C(NCCL_SOCKET_IFNAME) are pinned to, so a
     hostname that resolves to 127.0.1.1 or an unroutable docker/veth interface cannot be picked.
-  - Fails naming the address when no interface carries it, or when only the loopback does.
+  - Fails naming the address when no interface carries it, when it is a loopback address, or
+    when the interface that carries it is a container or virtual one (docker, veth, libvirt,
+    CNI bridges), which is never the cluster network.
 options:
   _input:
     description: The node's C(ansible_facts), gathered with at least the C(network) subset.
@@ -39,8 +41,12 @@ _value:
 """
 
 import ipaddress
+import re
 
 from ansible.errors import AnsibleFilterError
+
+# Interfaces that exist on a host but never carry the cluster network.
+NOT_CLUSTER = re.compile(r"^(lo|docker\d*|veth.*|virbr\d*|br-[0-9a-f]+|cni\d*|flannel.*|cali.*|vxlan.*|tun\d*|tap\d*)$")
 
 
 def _addresses(info):
@@ -66,7 +72,12 @@ def cluster_interface(facts, address):
         info = facts.get(name.replace("-", "_")) or facts.get(name) or {}
         for found in _addresses(info):
             if found and ipaddress.ip_address(found.split("%")[0]) == wanted:
-                return info.get("device", name)
+                device = info.get("device", name)
+                if NOT_CLUSTER.match(device):
+                    raise AnsibleFilterError(
+                        "cluster_interface: %s is on %s, a container or virtual interface, not the cluster network"
+                        % (wanted, device))
+                return device
     raise AnsibleFilterError(
         "cluster_interface: no interface of %s carries %s (interfaces: %s)"
         % (facts.get("hostname", "this host"), wanted, ", ".join(sorted(names)) or "none gathered")

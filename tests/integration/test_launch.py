@@ -256,3 +256,31 @@ def test_a_job_clashing_with_another_is_refused(cluster, extra, message):
     assert proc.returncode != 0 and message in out, out[-3000:]
     for node in ("node1", "node2"):
         assert on(node, "test -e /etc/torchrun/clash.env || test -e /etc/systemd/system/torchrun-clash.service").returncode == 1
+
+
+def test_a_planted_fault_is_named_and_nothing_launches(cluster):
+    # A drop rule in a table of the site's own, between node2 and node1 on one collective port.
+    on("node1", "nft add table inet fault && nft add chain inet fault input '{ type filter hook input priority -10; }' && "
+                "nft add rule inet fault input ip saddr 198.18.0.12 tcp dport 52000 drop")
+    before = prop("node1", "InvocationID")
+    try:
+        proc = run_playbook("train", "-e", json.dumps(SLOW_JOB))
+        out = " ".join((proc.stdout + proc.stderr).split())
+        assert proc.returncode != 0
+        assert "connectivity: 1 connection(s) failed:" in out, out[-3000:]
+        assert "node2 -> node1 198.18.0.11:52000 timed out" in out, out[-3000:]
+        assert "Start torchrun on every node together" not in out
+        assert prop("node1", "InvocationID") == before
+    finally:
+        on("node1", "nft delete table inet fault")
+
+
+def test_differing_mtus_are_reported(cluster):
+    on("node2", "ip link set host0 mtu 1400")
+    try:
+        out = " ".join(ok(run_playbook("setup", "--tags", "connectivity", "-e", json.dumps(SLOW_JOB))).split())
+        assert ("WARNING: the cluster interfaces differ between nodes (node1 host0 mtu 1500, node2 host0 mtu 1400)" in out), out[-3000:]
+    finally:
+        on("node2", "ip link set host0 mtu 1500")
+    out = ok(run_playbook("setup", "--tags", "connectivity", "-e", json.dumps(SLOW_JOB)))
+    assert "WARNING: the cluster interfaces differ" not in out

@@ -68,6 +68,14 @@ def test_unit_runs_as_the_job_user_with_its_environment(host):
     assert not re.search(r"^(NODE_RANK|RANK|WORLD_SIZE|MASTER_ADDR|MASTER_PORT)=", env.content_string, re.M)
 
 
+def test_traps_present_and_the_job_used_the_cluster_interface(host):
+    name = host.backend.get_hostname()
+    assert host.run("getent hosts %s" % name).stdout.split()[0] == "127.0.1.1"
+    if name == "node1":
+        assert host.interface("docker0").exists
+    assert "GLOO_SOCKET_IFNAME=host0\n" in host.file("/etc/torchrun/train.env").content_string
+
+
 def test_checkpoint_kept_on_every_node(host):
     ckpt = host.file("/var/lib/torchrun/train/checkpoints/last.ckpt")
     assert ckpt.exists and ckpt.user == "torchrun"

@@ -42,7 +42,7 @@ FACTS = {
 }
 
 
-@pytest.mark.parametrize(("address", "iface"), [("192.0.2.5", "eth0"), ("10.10.10.16", "eth0"), ("2001:db8::16", "ib0"), ("172.17.0.1", "docker0")])
+@pytest.mark.parametrize(("address", "iface"), [("192.0.2.5", "eth0"), ("10.10.10.16", "eth0"), ("2001:db8::16", "ib0")])
 def test_cluster_interface_finds_the_carrier(address, iface):
     assert cluster_interface(FACTS, address) == iface
 
@@ -53,6 +53,7 @@ def test_cluster_interface_finds_the_carrier(address, iface):
         ("127.0.1.1", "127.0.1.1 is a loopback address, not a cluster address"),
         ("10.9.9.9", "no interface of node1 carries 10.9.9.9 (interfaces: docker0, eth0, ib0, lo)"),
         ("node1", "'node1' is not an IP address"),
+        ("172.17.0.1", "172.17.0.1 is on docker0, a container or virtual interface, not the cluster network"),
     ],
 )
 def test_cluster_interface_refuses(address, message):
