@@ -86,6 +86,10 @@ def test_kernel_ephemeral_range_is_the_collective_range(host):
         host.run("sysctl -n net.ipv4.ip_local_port_range").stdout.split() == ["52000", "53999"]
 
 
+def test_probe_port_is_reserved(host):
+    assert host.run("sysctl -n net.ipv4.ip_local_reserved_ports").stdout.strip() == "52000"
+
+
 def test_own_table_loaded_and_site_table_untouched(host):
     tables = host.run("nft list tables").stdout
     assert "table inet torchrun" in tables and "table inet site_rules" in tables
