@@ -95,16 +95,15 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 self._send_plain(404, "no such wheel: %s\n" % rel, head)
             return
-        names = sorted(n for n in os.listdir(self.wheel_dir) if n.endswith((".whl", ".tar.gz")))
-        links = "".join('<a href="%s">%s</a><br>\n' % (urllib.parse.quote(n), html.escape(n)) for n in names)
-        body = "<!DOCTYPE html><html><body>\n%s</body></html>\n" % links
-        if self.path.rstrip("/") == "/wheels" and not self.path.endswith("/"):
+        if not urllib.parse.urlsplit(self.path).path.endswith("/"):
             self.send_response(301)
             self.send_header("Location", "/wheels/")
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        data = body.encode()
+        names = sorted(n for n in os.listdir(self.wheel_dir) if n.endswith((".whl", ".tar.gz")))
+        links = "".join('<a href="%s">%s</a><br>\n' % (urllib.parse.quote(n), html.escape(n)) for n in names)
+        data = ("<!DOCTYPE html><html><body>\n%s</body></html>\n" % links).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
