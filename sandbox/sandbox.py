@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -52,6 +53,7 @@ IMAGE_PACKAGES = (
 )
 REQUIRED_TOOLS = ("debootstrap", "systemd-nspawn", "ip", "ssh", "ssh-keygen", "mount", "umount", "chroot")
 BOOT_TIMEOUT = 90
+CGROUP_GROUP = "onprem-torchrun-sandbox"
 
 
 class SandboxError(Exception):
@@ -343,10 +345,72 @@ def stop_node(name: str) -> None:
     pid = pid_alive(node_dir(name) / "pid", "-M " + name + " ")
     if pid:
         terminate(pid, 30)
+    remove_cgroups(cgroup_dirs(name))
     unmount_all(node_dir(name))
     if run(["ip", "link", "show", "vb-" + name], check=False).returncode == 0:
         run(["ip", "link", "del", "vb-" + name], check=False)
     shutil.rmtree(node_dir(name), ignore_errors=True)
+
+
+def cgroup_dirs(name: str, mounts: str = "/proc/self/mounts") -> list[Path]:
+    """The node's own cgroup in each hierarchy systemd keeps its units in (v2, and v1 name=systemd).
+
+    nspawn puts the machine in a "payload" cgroup beside its own; were every node started from the
+    same cgroup, all would share one tree, and one node's systemd would remove another's unit
+    cgroups under it (seen: "Failed to attach to cgroup ... No such file or directory", 219/CGROUP).
+    """
+    found = []
+    with open(mounts) as table:
+        for line in table:
+            _, where, kind, options = line.split()[:4]
+            if kind == "cgroup2" or (kind == "cgroup" and "name=systemd" in options.split(",")):
+                found.append(Path(where) / CGROUP_GROUP / name)
+    return found
+
+
+def in_own_cgroups(dirs: list[Path], cmd: list[str]) -> list[str]:
+    """cmd, run by a shell that first moves itself into each of dirs (made here)."""
+    for group in dirs:
+        group.mkdir(parents=True, exist_ok=True)
+    enter = 'for g in %s; do echo $$ > "$g/cgroup.procs" || exit 1; done; exec "$@"' % " ".join(
+        shlex.quote(str(g)) for g in dirs)
+    return ["sh", "-c", enter, "sh", *cmd]
+
+
+def cgroup_nodes() -> list[str]:
+    """Nodes that still have a cgroup here, their state gone or not (a killed run)."""
+    roots = {group.parent for group in cgroup_dirs("any")}
+    return sorted({p.name for root in roots if root.is_dir() for p in root.iterdir() if p.is_dir()})
+
+
+def cgroup_pids(dirs: list[Path]) -> set[int]:
+    pids = set()
+    for group in dirs:
+        for procs in group.rglob("cgroup.procs") if group.is_dir() else ():
+            with contextlib.suppress(OSError):
+                pids.update(int(p) for p in procs.read_text().split())
+    return pids - {os.getpid()}
+
+
+def remove_cgroups(dirs: list[Path], timeout: float = 10) -> None:
+    """Kill what is left in the node's cgroups and remove them.
+
+    A SIGKILLed nspawn leaves the machine's own processes (its systemd, sshd...) running: only its
+    cgroup still knows them.
+    """
+    deadline = time.monotonic() + timeout
+    while (pids := cgroup_pids(dirs)) and time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+    for group in dirs:
+        for sub in sorted((p for p in group.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            with contextlib.suppress(OSError):
+                sub.rmdir()
+        for parent in (group, group.parent):
+            with contextlib.suppress(OSError):
+                parent.rmdir()
 
 
 def hosts_file(name: str, names: list[str]) -> str:
@@ -359,13 +423,17 @@ def hosts_file(name: str, names: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def start_node(name: str, names: list[str], pubkey: str) -> None:
+def mount_root(name: str) -> Path:
     base = node_dir(name)
-    root = base / "root"
     for sub in ("upper", "work", "root"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     run(["mount", "-t", "overlay", "overlay", "-o",
-         "lowerdir=%s,upperdir=%s,workdir=%s" % (image_dir(), base / "upper", base / "work"), str(root)])
+         "lowerdir=%s,upperdir=%s,workdir=%s" % (image_dir(), base / "upper", base / "work"), str(base / "root")])
+    return base / "root"
+
+
+def start_node(name: str, names: list[str], pubkey: str) -> None:
+    root = mount_root(name)
     (root / "etc" / "hostname").write_text(name + "\n")
     (root / "etc" / "hosts").write_text(hosts_file(name, names))
     (root / "etc" / "systemd" / "network" / "10-host0.network").write_text(
@@ -376,11 +444,18 @@ def start_node(name: str, names: list[str], pubkey: str) -> None:
     (ssh_dir / "authorized_keys").chmod(0o600)
     hostkey = root / "etc" / "ssh" / "ssh_host_ed25519_key"
     run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "root@" + name, "-f", str(hostkey)])
+    boot_node(name)
+
+
+def boot_node(name: str) -> None:
+    base = node_dir(name)
+    root = base / "root"
     cmd = ["systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit", "-D", str(root), "-M", name,
            "--network-bridge=" + BRIDGE, "--console=read-only", "--link-journal=no", "--resolv-conf=off",
            "--timezone=off"]
     with open(base / "console.log", "w") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+        proc = subprocess.Popen(in_own_cgroups(cgroup_dirs(name), cmd), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=out, start_new_session=True)
     (base / "pid").write_text("%d\n" % proc.pid)
 
 
@@ -490,7 +565,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     preflight()
     with locked():
-        names = existing_nodes()
+        names = sorted(set(existing_nodes()) | set(cgroup_nodes()))
         pids = [pid_alive(node_dir(n) / "pid", "-M " + n + " ") for n in names]
         for pid in filter(None, pids):
             with contextlib.suppress(ProcessLookupError):
@@ -506,6 +581,23 @@ def cmd_down(args: argparse.Namespace) -> int:
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
         Path(args.inventory).unlink(missing_ok=True)
     log("down: no node, mount, link or proxy left" if names else "down: nothing was running")
+    return 0
+
+
+def cmd_reboot(args: argparse.Namespace) -> int:
+    """Power a node off cleanly and boot it again on the same disk, as a real reboot would."""
+    preflight()
+    with locked():
+        if args.node not in existing_nodes() or not node_running(args.node):
+            raise SandboxError("%s is not running; `up` starts it" % args.node)
+        pid = pid_alive(node_dir(args.node) / "pid", "-M " + args.node + " ")
+        terminate(pid, 60)  # nspawn turns SIGTERM into a clean poweroff of the machine
+        remove_cgroups(cgroup_dirs(args.node))
+        unmount_all(node_dir(args.node))
+        mount_root(args.node)
+        boot_node(args.node)
+        wait_ready(args.node, time.monotonic() + BOOT_TIMEOUT)
+    log("rebooted %s" % args.node)
     return 0
 
 
@@ -564,6 +656,9 @@ def main(argv: list[str] | None = None) -> int:
     down = sub.add_parser("down", help="stop every node, the proxy and the bridge")
     down.add_argument("--inventory", default=str(DEFAULT_INVENTORY))
     down.set_defaults(func=cmd_down)
+    reboot = sub.add_parser("reboot", help="power a node off and boot it again, keeping its disk")
+    reboot.add_argument("node")
+    reboot.set_defaults(func=cmd_reboot)
     sub.add_parser("status", help="show the nodes").set_defaults(func=cmd_status)
     image = sub.add_parser("image", help="build the cached image")
     image.add_argument("--force", action="store_true")

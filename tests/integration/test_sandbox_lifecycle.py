@@ -37,7 +37,14 @@ def leftovers():
         "processes": [p for p in procs if ("systemd-nspawn" in p or "pkgproxy.py" in p) and "<defunct>" not in p],
         "node dirs": sandbox.existing_nodes(),
         "inventory": [str(sandbox.DEFAULT_INVENTORY)] if sandbox.DEFAULT_INVENTORY.exists() else [],
+        "cgroups": [str(g) for name in ("node1", "node2", "outsider") for g in sandbox.cgroup_dirs(name) if g.exists()],
     }
+
+
+def init_of(name):
+    """The PID of the node's systemd (the child of its nspawn)."""
+    pid = (sandbox.STATE / "nodes" / name / "pid").read_text().strip()
+    return subprocess.run(["pgrep", "-P", pid], capture_output=True, text=True, check=True).stdout.split()[0]
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +65,15 @@ def test_up_boots_node_and_outsider(one_node):
     assert "outsider:\n          ansible_host: 198.18.0.250" in inventory
 
 
+def test_each_node_has_a_cgroup_tree_of_its_own(one_node):
+    # Shared, one node's systemd removes the other's unit cgroups (seen: 219/CGROUP on reload).
+    trees = {}
+    for name in ("node1", "outsider"):
+        lines = Path("/proc/%s/cgroup" % init_of(name)).read_text().splitlines()
+        trees[name] = [l.split(":", 2)[2] for l in lines if l.startswith("0::") or ":name=systemd:" in l]
+        assert trees[name] and all(t.startswith("/%s/%s/" % (sandbox.CGROUP_GROUP, name)) for t in trees[name]), lines
+
+
 def test_second_up_is_a_no_op(one_node):
     before = (sandbox.STATE / "nodes" / "node1" / "pid").read_text()
     assert "nothing to do" in tool("up", "--nodes", "1")
@@ -66,12 +82,15 @@ def test_second_up_is_a_no_op(one_node):
 
 def test_up_recovers_a_crashed_node(one_node):
     pid = int((sandbox.STATE / "nodes" / "node1" / "pid").read_text())
+    orphan = init_of("node1")
     os.kill(pid, signal.SIGKILL)
     time.sleep(1)
+    assert Path("/proc/%s" % orphan).exists()  # the machine outlives its nspawn
     assert subprocess.run(TOOL + ["status"], capture_output=True).returncode == 1
     out = tool("up", "--nodes", "1")
     assert "started node1" in out and "outsider" not in out.split("started", 1)[1]
     assert subprocess.run(TOOL + ["status"], capture_output=True).returncode == 0
+    assert not Path("/proc/%s" % orphan).exists(), "the crashed node's systemd was left running"
 
 
 def test_up_resizes(one_node):
@@ -84,5 +103,5 @@ def test_up_resizes(one_node):
 
 def test_down_leaves_nothing(one_node):
     tool("down")
-    assert leftovers() == {"mounts": [], "links": [], "processes": [], "node dirs": [], "inventory": []}
+    assert leftovers() == {"mounts": [], "links": [], "processes": [], "node dirs": [], "inventory": [], "cgroups": []}
     assert "nothing was running" in tool("down")

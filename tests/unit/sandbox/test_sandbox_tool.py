@@ -65,6 +65,23 @@ def test_hosts_file_keeps_the_debian_loopback_trap():
     assert "198.18.0.11\tnode1\n" in text and "198.18.0.12\tnode2\n" in text
 
 
+@pytest.mark.parametrize(("mounts", "roots"), [
+    # cgroup v1 with the hybrid v2 tree (this machine), and v2 only (a current distribution)
+    ("tmpfs /sys/fs/cgroup tmpfs rw 0 0\ncgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0\n"
+     "cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\ncgroup /sys/fs/cgroup/systemd cgroup rw,xattr,name=systemd 0 0\n",
+     ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd"]),
+    ("cgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate 0 0\n", ["/sys/fs/cgroup"]),
+])
+def test_each_node_gets_its_own_cgroup_in_the_trees_systemd_uses(tmp_path, mounts, roots):
+    (tmp_path / "mounts").write_text(mounts)
+    dirs = sandbox.cgroup_dirs("node3", str(tmp_path / "mounts"))
+    assert dirs == [Path(r) / sandbox.CGROUP_GROUP / "node3" for r in roots]
+    wrapped = sandbox.in_own_cgroups([tmp_path / "g1", tmp_path / "g2"], ["systemd-nspawn", "-M", "node3"])
+    assert wrapped[-3:] == ["systemd-nspawn", "-M", "node3"] and (tmp_path / "g2").is_dir()
+    subprocess.run(wrapped[:-3] + ["true"], check=True)
+    assert (tmp_path / "g1" / "cgroup.procs").read_text().strip().isdigit()
+
+
 def run_tool(tmp_path, args, env_extra=None, preexec=None, python=sys.executable):
     env = dict(os.environ, SANDBOX_STATE=str(tmp_path / "state"), SANDBOX_CACHE=str(tmp_path / "cache"))
     env.update(env_extra or {})
