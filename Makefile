@@ -18,7 +18,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Debian packages the sandbox and the tests use on the host.
 APT_PACKAGES := debootstrap systemd-container iproute2 openssh-client rsync shellcheck
 # Molecule scenarios in the default suite, in order.
-SCENARIOS ?= sandbox train
+SCENARIOS ?= sandbox train firewalld ufw
 
 SANDBOX := $(PYTHON) sandbox/sandbox.py
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
@@ -28,7 +28,7 @@ PIP_BOOTSTRAP := 24.2
 PIP_BOOTSTRAP_CACHE := $(HOME)/.ansible/test/cache
 COLLECTION_COPY := $(SANITY_ROOT)/ansible_collections/onprem/torchrun
 
-.PHONY: help deps venv demo sandbox sandbox-down sandbox-status lint sanity unit integration molecule test build clean
+.PHONY: help deps venv demo sandbox sandbox-down sandbox-status lint sanity unit integration molecule test build bench clean
 
 help:  ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -84,6 +84,9 @@ integration: venv deps  ## Sandbox lifecycle tests (root; boots nodes)
 
 molecule: venv deps  ## Molecule scenarios on the sandbox ($(SCENARIOS))
 	for s in $(SCENARIOS); do molecule test -s $$s || exit 1; done
+
+bench: venv deps  ## Benchmarks (bench/): connectivity check time vs cluster size (boots 2, 4, 8 nodes)
+	$(PYTHON) bench/connectivity.py
 
 build: venv  ## Build the collection tarball into build/
 	mkdir -p build

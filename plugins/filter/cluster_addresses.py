@@ -13,7 +13,11 @@ description:
   - For every host of O(_input), in order, returns its C(torchrun_address) host variable, or
     its C(ansible_host) when that is not set, or else its inventory name.
   - Fails with a message naming the host and the variable when the result is not an IP
-    address, since torchrun, gloo and the firewall all need the address itself.
+    address, since torchrun, gloo and the firewall all need the address itself. A name is
+    refused rather than resolved, since names are where nodes disagree (a node's own name mapped to
+    127.0.1.1 in /etc/hosts, split DNS), so the master address is the same literal on every node.
+  - Fails the same way for a loopback, any-address (0.0.0.0, ::), multicast or link-local
+    address, which no other node can reach.
 options:
   _input:
     description: The ordered host list of the training group.
@@ -56,12 +60,19 @@ def cluster_addresses(hosts, hostvars):
         else:
             var, value = "inventory name", host
         try:
-            addresses.append(str(ipaddress.ip_address(str(value).strip())))
+            address = ipaddress.ip_address(str(value).strip())
         except ValueError:
             raise AnsibleFilterError(
                 "%s: %s=%r is not an IP address; set torchrun_address to the node's address on the cluster network"
                 % (host, var, value)
             ) from None
+        for trap, why in ((address.is_loopback, "a loopback address"), (address.is_unspecified, "the any-address"),
+                          (address.is_multicast, "a multicast address"), (address.is_link_local, "a link-local address")):
+            if trap:
+                raise AnsibleFilterError(
+                    "%s: %s=%s is %s, which the other nodes cannot reach; set torchrun_address to the node's "
+                    "address on the cluster network" % (host, var, address, why))
+        addresses.append(str(address))
     return addresses
 
 

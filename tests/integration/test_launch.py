@@ -31,7 +31,7 @@ def playbook(name, extra=None, *args):
 
 def ok(proc):
     if proc.returncode != 0:
-        journals = "".join("\n--- %s:\n%s" % (n, on(n, "journalctl -u %s -n 25 --no-pager" % UNIT).stdout) for n in ("node1", "node2"))
+        journals = "".join("\n--- %s:\n%s" % (n, on(n, "journalctl -u %s -u torchrun-firewall -n 30 --no-pager" % UNIT).stdout) for n in ("node1", "node2"))
         pytest.fail((proc.stdout + proc.stderr)[-4000:] + journals)
     return proc.stdout
 
@@ -274,3 +274,20 @@ def test_a_planted_fault_is_named_and_nothing_launches(cluster):
     finally:
         on("node1", "nft delete table inet fault")
 
+
+
+def test_differing_mtus_are_reported(cluster):
+    on("node2", "ip link set host0 mtu 1400")
+    try:
+        out = " ".join(ok(run_playbook("setup", "--tags", "connectivity", "-e", json.dumps(SLOW_JOB))).split())
+        assert ("WARNING: the cluster interfaces differ between nodes (node1 host0 mtu 1500, node2 host0 mtu 1400)" in out), out[-3000:]
+    finally:
+        on("node2", "ip link set host0 mtu 1500")
+    out = ok(run_playbook("setup", "--tags", "connectivity", "-e", json.dumps(SLOW_JOB)))
+    assert "WARNING: the cluster interfaces differ" not in out
+
+
+def test_own_names_on_loopback_are_reported_and_harmless(cluster):
+    # The sandbox keeps Debian's "127.0.1.1 <name>" line on every node; the job ran regardless.
+    out = " ".join(cluster.split())
+    assert "NOTE: the own name of node1 (127.0.1.1), node2 (127.0.1.1) resolves to a loopback address" in out, out[-3000:]

@@ -18,7 +18,7 @@ NODES = ["node1", "node2"]
 FINGERPRINT = (
     "find /etc /opt /var/lib -xdev \\( -path /var/lib/systemd -o -path /var/lib/apt/lists \\) -prune "
     "-o -printf '%p %s %m %u %T@\\n' | sort | sha256sum; sha256sum /var/lib/dpkg/status; "
-    "nft list ruleset 2>/dev/null | sha256sum; systemctl list-unit-files --no-legend 'torchrun*' | sha256sum"
+    "nft -s list ruleset 2>/dev/null | sha256sum; systemctl list-unit-files --no-legend 'torchrun*' | sha256sum"
 )
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")
@@ -47,6 +47,16 @@ CASES = {
                         "node1: torchrun_env sets NODE_RANK, which torchrun sets for every worker; remove it"),
     "shared address": ({"torchrun_address": "198.18.0.11"}, "node1, node2: share the cluster address 198.18.0.11"),
     "name not address": ({"torchrun_address": "gpu1.lab"}, "node1: torchrun_address='gpu1.lab' is not an IP address"),
+    "loopback address": ({"torchrun_address": "127.0.0.1"},
+                         "node1: torchrun_address=127.0.0.1 is a loopback address, which the other nodes cannot reach"),
+    "peers: the world": ({"firewall_peers": ["0.0.0.0/0"]}, "node1: firewall_peers holds 0.0.0.0/0, a network, not a node"),
+    "peers: the v6 world": ({"firewall_peers": ["198.18.0.11", "::/0"]}, "node2: firewall_peers holds ::/0, a network, not a node"),
+    "peers: outsider": ({"firewall_peers": ["198.18.0.11", "198.18.0.250"]},
+                        "node1: firewall_peers holds 198.18.0.250, which is not a node of group trainers (198.18.0.11, 198.18.0.12)"),
+    "peers: none": ({"firewall_peers": []}, "node2: firewall_peers is empty; the job's own nodes could not reach it"),
+    "backend unknown": ({"firewall_backend": "iptables"}, "node1: firewall_backend=iptables must be auto, nftables, firewalld, ufw or none"),
+    "backend not running": ({"firewall_backend": "firewalld"},
+                            "node1: firewall_backend=firewalld but firewalld is not active on the node; the collection never turns a firewall manager on"),
     "missing script": ({"torchrun_script": "/nonexistent/train.py"},
                        "controller: torchrun_script=/nonexistent/train.py does not exist on the controller"),
 }

@@ -2,35 +2,16 @@
 
 import os
 import re
-import time
+import sys
 
-import pytest
-import testinfra
-import testinfra.utils.ansible_runner
-
-# The inventory folder: molecule's own file lists the names; the sandbox's hosts.yml linked beside
-# it holds the addresses and SSH settings.
-INVENTORY = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
-RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
-NODES = RUNNER.get_hosts("trainers")
-ADDR = {"node1": "198.18.0.11", "node2": "198.18.0.12", "outsider": "198.18.0.250"}
-UNIT = "torchrun-train.service"
-MASTER_PORT = 29500
-COLLECTIVE_PORT = 52100
+sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "extensions", "molecule", "shared"))
+from sandbox_checks import (  # noqa: E402  pylint: disable=wrong-import-position
+    ADDR, NODES, UNIT, journal, listening_job, node, only_peers_connect, prop, reboot, start_listening_job,
+    stop_listening_job,
+)
 
 testinfra_hosts = NODES
-
-
-def node(name):
-    return testinfra.get_host("ansible://%s?ansible_inventory=%s" % (name, INVENTORY))
-
-
-def journal(host, lines=40):
-    return host.run("journalctl -u %s --no-pager -n %d -o cat" % (UNIT, lines)).stdout
-
-
-def prop(host, name):
-    return host.run("systemctl show -p %s --value %s" % (name, UNIT)).stdout.strip()
+assert listening_job  # a fixture, used by name
 
 
 def test_job_ended_successfully_on_every_node(host):
@@ -86,8 +67,8 @@ def test_kernel_ephemeral_range_is_the_collective_range(host):
         host.run("sysctl -n net.ipv4.ip_local_port_range").stdout.split() == ["52000", "53999"]
 
 
-def test_probe_port_is_reserved(host):
-    assert host.run("sysctl -n net.ipv4.ip_local_reserved_ports").stdout.strip() == "52000"
+def test_master_and_probe_ports_are_reserved(host):
+    assert host.run("sysctl -n net.ipv4.ip_local_reserved_ports").stdout.strip() == "29500,52000"
 
 
 def test_own_table_loaded_and_site_table_untouched(host):
@@ -96,36 +77,31 @@ def test_own_table_loaded_and_site_table_untouched(host):
     assert host.service("torchrun-firewall").is_enabled
 
 
-def connect(src, dst, port):
-    """0: connected; 124: timed out (dropped); anything else: refused or no route."""
-    return node(src).run("timeout 4 bash -c 'exec 3<>/dev/tcp/%s/%d'" % (ADDR[dst], port)).rc
-
-
-@pytest.fixture()
-def listening_job():
-    """Rank 0 alone: its rendezvous store listens on MASTER_PORT, waiting for node2, plus a collective-range listener."""
-    master = node("node1")
-    master.run("systemctl start %s" % UNIT)
-    master.run("systemd-run --unit=verify-listener --collect -p RuntimeMaxSec=60 /usr/bin/python3 -c "
-               "'import socket; s=socket.create_server((\"198.18.0.11\", %d)); [s.accept()[0].close() for _ in iter(int, 1)]'"
-               % COLLECTIVE_PORT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        listening = master.run("ss -Hltn").stdout
-        if ":%d " % MASTER_PORT in listening and ":%d " % COLLECTIVE_PORT in listening:
-            break
-        time.sleep(0.5)
-    else:
-        pytest.fail("nothing listens on the master:\n" + master.run("ss -ltn").stdout + journal(master))
-    yield
-    master.run("systemctl stop %s verify-listener" % UNIT)
-
-
-@pytest.mark.parametrize("port", [MASTER_PORT, COLLECTIVE_PORT])
-def test_only_peers_reach_a_listening_job(listening_job, port):
-    assert connect("node2", "node1", port) == 0
-    assert connect("outsider", "node1", port) == 124
+def test_only_peers_reach_a_listening_job(listening_job):
+    only_peers_connect(blocked_rc=124)
 
 
 def test_ssh_stays_open_to_everyone():
     assert node("outsider").run("timeout 4 bash -c 'exec 3<>/dev/tcp/198.18.0.11/22 && head -c 4 <&3'").stdout == "SSH-"
+
+
+def test_rules_survive_an_nftables_restart():
+    # Debian's nftables.conf starts with `flush ruleset`; the unit is PartOf nftables.service.
+    node("node1").run("systemctl restart nftables.service")
+    assert "table inet torchrun" in node("node1").run("nft list tables").stdout
+    start_listening_job()
+    try:
+        only_peers_connect(blocked_rc=124)
+    finally:
+        stop_listening_job()
+
+
+def test_rules_and_ranges_survive_a_reboot():
+    reboot("node1")
+    host = node("node1")
+    assert host.run("sysctl -n net.ipv4.ip_local_port_range").stdout.split() == ["52000", "53999"]
+    start_listening_job()
+    try:
+        only_peers_connect(blocked_rc=124)
+    finally:
+        stop_listening_job()

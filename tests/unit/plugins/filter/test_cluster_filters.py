@@ -4,7 +4,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.onprem.torchrun.plugins.filter.cluster_addresses import cluster_addresses
 from ansible_collections.onprem.torchrun.plugins.filter.cluster_interface import cluster_interface
-from ansible_collections.onprem.torchrun.plugins.filter.probe_failures import probe_failures
+from ansible_collections.onprem.torchrun.plugins.filter.probe_matrix import probe_matrix
 from ansible_collections.onprem.torchrun.plugins.filter.probe_plan import probe_plan
 from ansible_collections.onprem.torchrun.plugins.filter.systemd_exec_args import systemd_exec_args
 
@@ -30,6 +30,17 @@ def test_cluster_addresses_names_host_and_variable():
     with pytest.raises(AnsibleFilterError) as err:
         cluster_addresses(["n1", "n2"], {"n1": {"ansible_host": "10.0.0.1"}, "n2": {"torchrun_address": "gpu-2.lab"}})
     assert str(err.value).startswith("n2: torchrun_address='gpu-2.lab' is not an IP address")
+
+
+@pytest.mark.parametrize(("value", "why"), [
+    ("127.0.0.1", "a loopback address"), ("127.0.1.1", "a loopback address"), ("::1", "a loopback address"),
+    ("0.0.0.0", "the any-address"), ("::", "the any-address"), ("224.0.0.1", "a multicast address"),
+    ("169.254.3.4", "a link-local address"),
+])
+def test_cluster_addresses_refuse_unreachable_addresses(value, why):
+    with pytest.raises(AnsibleFilterError) as err:
+        cluster_addresses(["n1", "n2"], {"n1": {"ansible_host": "10.0.0.1"}, "n2": {"ansible_host": value}})
+    assert str(err.value).startswith("n2: ansible_host=%s is %s, which the other nodes cannot reach" % (value, why))
 
 
 FACTS = {
@@ -104,16 +115,31 @@ def test_probe_plan_refuses_mismatched_lists():
         probe_plan("n1", HOSTS, ADDRS[:2], 29500, 52000)
 
 
-def test_probe_failures_names_pair_port_and_reason():
+def test_probe_matrix_names_pair_port_and_reason():
     hostvars = {
-        "n1": {"probe": {"results": [{"name": "n2", "host": "10.0.0.2", "port": 52000, "ok": True, "reason": "connected"}]}},
+        "n1": {"probe": {"results": [{"name": "n2", "host": "10.0.0.2", "port": 52000, "ok": True, "reason": "connected"},
+                                     {"name": "n3", "host": "10.0.0.3", "port": 52000, "ok": True, "reason": "connected"}]}},
         "n2": {"probe": {"results": [
             {"name": "n1", "host": "10.0.0.1", "port": 29500, "ok": False, "reason": "timed out"},
             {"name": "n1", "host": "10.0.0.1", "port": 52000, "ok": False, "reason": "refused"},
+            {"name": "n3", "host": "10.0.0.3", "port": 52000, "ok": True, "reason": "connected"},
         ]}},
         "n3": {},
     }
-    assert probe_failures(["n1", "n2", "n3"], hostvars, "probe") == [
-        "n2 -> n1 10.0.0.1:29500 timed out",
-        "n2 -> n1 10.0.0.1:52000 refused",
+    matrix = probe_matrix(["n1", "n2", "n3"], hostvars, "probe")
+    assert matrix["failures"] == ["n2 -> n1 10.0.0.1:29500 timed out", "n2 -> n1 10.0.0.1:52000 refused"]
+    assert matrix["cells"]["n2"] == {"n1": "29500 timed out, 52000 refused", "n2": "-", "n3": "ok"}
+    assert matrix["cells"]["n3"] == {"n1": "?", "n2": "?", "n3": "-"}
+    assert matrix["table"] == [
+        "from \\ to  n1                              n2  n3",
+        "n1         -                               ok  ok",
+        "n2         29500 timed out, 52000 refused  -   ok",
+        "n3         ?                               ?   -",
     ]
+
+
+def test_probe_matrix_all_ok_has_no_failures():
+    results = {"n1": {"p": {"results": [{"name": "n2", "host": "a", "port": 1, "ok": True, "reason": "connected"}]}},
+               "n2": {"p": {"results": [{"name": "n1", "host": "b", "port": 1, "ok": True, "reason": "connected"}]}}}
+    matrix = probe_matrix(["n1", "n2"], results, "p")
+    assert matrix["failures"] == [] and matrix["cells"] == {"n1": {"n1": "-", "n2": "ok"}, "n2": {"n1": "ok", "n2": "-"}}

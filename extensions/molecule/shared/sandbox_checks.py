@@ -1,0 +1,81 @@
+"""What the molecule scenarios check on the sandbox nodes, shared by their testinfra files.
+
+The inventory folder: molecule's own file lists the names; the sandbox's hosts.yml linked beside
+it holds the addresses and SSH settings.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import testinfra
+import testinfra.utils.ansible_runner
+
+INVENTORY = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
+NODES = RUNNER.get_hosts("trainers")
+ADDR = {"node1": "198.18.0.11", "node2": "198.18.0.12", "outsider": "198.18.0.250"}
+UNIT = "torchrun-train.service"
+MASTER_PORT = 29500
+COLLECTIVE_PORT = 52100
+SANDBOX = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "sandbox", "sandbox.py")
+
+
+def node(name):
+    return testinfra.get_host("ansible://%s?ansible_inventory=%s" % (name, INVENTORY))
+
+
+def journal(host, lines=40, unit=UNIT):
+    return host.run("journalctl -u %s --no-pager -n %d -o cat" % (unit, lines)).stdout
+
+
+def prop(host, name):
+    return host.run("systemctl show -p %s --value %s" % (name, UNIT)).stdout.strip()
+
+
+def connect(src, dst, port):
+    """0: connected; 124: timed out (dropped); anything else: refused, rejected or no route."""
+    return node(src).run("timeout 4 bash -c 'exec 3<>/dev/tcp/%s/%d'" % (ADDR[dst], port)).rc
+
+
+def reboot(name):
+    """A real reboot of the node: clean poweroff, boot on the same disk."""
+    proc = subprocess.run([sys.executable, SANDBOX, "reboot", name], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def start_listening_job():
+    """Rank 0 alone: its rendezvous store listens on MASTER_PORT, waiting for node2, plus a collective-range listener."""
+    master = node("node1")
+    master.run("systemctl start %s" % UNIT)
+    master.run("systemd-run --unit=verify-listener --collect -p RuntimeMaxSec=120 /usr/bin/python3 -c "
+               "'import socket; s=socket.create_server((\"198.18.0.11\", %d)); [s.accept()[0].close() for _ in iter(int, 1)]'"
+               % COLLECTIVE_PORT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        listening = master.run("ss -Hltn").stdout
+        if ":%d " % MASTER_PORT in listening and ":%d " % COLLECTIVE_PORT in listening:
+            return
+        time.sleep(0.5)
+    pytest.fail("nothing listens on the master:\n" + master.run("ss -ltn").stdout + journal(master))
+
+
+def stop_listening_job():
+    node("node1").run("systemctl stop %s verify-listener" % UNIT)
+
+
+@pytest.fixture()
+def listening_job():
+    start_listening_job()
+    yield
+    stop_listening_job()
+
+
+def only_peers_connect(blocked_rc=None):
+    """node2 reaches both ports of node1; the outsider reaches neither (dropped: rc 124 when blocked_rc is 124)."""
+    for port in (MASTER_PORT, COLLECTIVE_PORT):
+        assert connect("node2", "node1", port) == 0, "peer node2 cannot reach node1:%d" % port
+        rc = connect("outsider", "node1", port)
+        assert rc != 0 and (blocked_rc is None or rc == blocked_rc), "outsider -> node1:%d gave rc %d" % (port, rc)
