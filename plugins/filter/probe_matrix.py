@@ -59,6 +59,8 @@ _value:
       elements: str
 """
 
+from ansible_collections.onprem.torchrun.plugins.module_utils.table import aligned
+
 
 def probe_matrix(hosts, hostvars, var):
     """Return the all-pairs matrix of the hosts' probe results."""
@@ -74,13 +76,8 @@ def probe_matrix(hosts, hostvars, var):
                 failures.append("%s -> %s %s:%s %s" % (source, result["name"], result["host"], result["port"], result["reason"]))
         row.update({target: ", ".join(reasons) for target, reasons in bad.items()})
         cells[source] = row
-    corner = "from \\ to"
-    widths = [max([len(corner)] + [len(n) for n in nodes])]
-    widths += [max([len(target)] + [len(cells[s][target]) for s in nodes]) for target in nodes]
-    table = ["  ".join(text.ljust(width) for text, width in zip([corner] + nodes, widths)).rstrip()]
-    for source in nodes:
-        texts = [source] + [cells[source][target] for target in nodes]
-        table.append("  ".join(text.ljust(width) for text, width in zip(texts, widths)).rstrip())
+    rows = [["from \\ to"] + nodes] + [[source] + [cells[source][target] for target in nodes] for source in nodes]
+    table = aligned(rows)
     return {"nodes": nodes, "cells": cells, "failures": failures, "table": table}
 
 

@@ -269,10 +269,35 @@ def test_a_planted_fault_is_named_and_nothing_launches(cluster):
         assert proc.returncode != 0
         assert "connectivity: 1 connection(s) failed:" in out, out[-3000:]
         assert "node2 -> node1 198.18.0.11:52000 timed out" in out, out[-3000:]
+        assert re.search(r"from \\+ to +node1 +node2\W+node1 +- +ok\W+node2 +52000 timed out +-", out), out[-3000:]
         assert "Start torchrun on every node together" not in out
         assert prop("node1", "InvocationID") == before
     finally:
         on("node1", "nft delete table inet fault")
+
+
+def test_a_drifted_node_is_named_and_nothing_launches(cluster):
+    # A second Lightning wheel in the wheelhouse (fetched through this machine's pip configuration).
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                    "lightning==2.6.5", "--dest", str(sandbox.CACHE / "wheels")], check=True, timeout=300)
+    pip = ("/opt/torchrun/venv/bin/pip install --quiet --no-deps --no-index --trusted-host 198.18.0.1 --find-links http://198.18.0.1:3142/wheels/ "
+           "lightning==%s")
+    assert on("node2", pip % "2.6.5").returncode == 0
+    before = prop("node1", "InvocationID")
+    try:
+        report = run_playbook("report")
+        out = " ".join((report.stdout + report.stderr).split())
+        assert report.returncode != 0
+        assert "stack drift: 1 component(s) differ between the nodes" in out, out[-3000:]
+        assert "lightning: node1 2.6.6, node2 2.6.5" in out, out[-3000:]
+        launch = run_playbook("launch", "-e", json.dumps(SLOW_JOB))
+        out = " ".join((launch.stdout + launch.stderr).split())
+        assert launch.returncode != 0 and "lightning: node1 2.6.6, node2 2.6.5" in out, out[-3000:]
+        assert prop("node1", "InvocationID") == before
+    finally:
+        assert on("node2", pip % "2.6.6").returncode == 0
+    report = run_playbook("report")
+    assert "stack: the 2 node(s) run the same versions" in " ".join(ok(report).split())
 
 
 

@@ -32,7 +32,7 @@ def tarball(tmp_path_factory):
 def test_tarball_ships_no_dev_files(tarball):
     names = tarfile.open(tarball).getnames()
     assert "playbooks/ping.yml" in names and "plugins/filter/node_rank.py" in names
-    for dev in ("sandbox/", "tests/", "extensions/", "collections/", ".venv/", "inventories/sandbox/", "Makefile"):
+    for dev in ("sandbox/", "tests/", "bench/", "extensions/", "collections/", ".venv/", "inventories/sandbox/", "Makefile"):
         assert not [n for n in names if n.startswith(dev)], dev
 
 

@@ -1,0 +1,167 @@
+#!/usr/bin/python
+# Copyright: onprem.torchrun developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read the versions of a node's training stack: driver, CUDA, NCCL, Python, torch, Lightning."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: stack_info
+author: onprem.torchrun developers (@onprem)
+version_added: 0.1.0
+short_description: Versions of the training stack on a node, and its GPUs
+description:
+  - Reads the NVIDIA driver (C(/proc/driver/nvidia/version)), the CUDA toolkit (C(nvcc --version)),
+    the system NCCL package (dpkg or rpm), and, from the job's venv, Python, torch, the CUDA and
+    NCCL versions torch was built with, Lightning and any other named distributions.
+  - Lists the GPUs with C(nvidia-smi) when it is there (index, model, memory, driver, MIG mode).
+  - A component that is not installed reads C(none). Reads only; changes nothing.
+options:
+  venv:
+    description: The job's venv (its C(bin/python) is asked about torch and Lightning).
+    type: path
+    required: true
+  packages:
+    description: Further distributions of the venv to report, such as the job's requirements.
+    type: list
+    elements: str
+    default: []
+attributes:
+  check_mode:
+    description: Can run in check mode and return the same data as a normal run.
+    support: full
+    details: Reads only, so it runs in check mode as well.
+  diff_mode:
+    description: Returns no diff; it changes nothing.
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Read the stack
+  onprem.torchrun.stack_info:
+    venv: /opt/torchrun/venv
+  register: stack
+"""
+
+RETURN = r"""
+versions:
+  description: Component name to version (C(none) when absent); the keys are C(driver),
+    C(cuda_toolkit), C(nccl_system), C(python), C(torch), C(torch_cuda), C(torch_nccl),
+    C(lightning), then each of O(packages).
+  returned: always
+  type: dict
+  sample: {"driver": "550.54.15", "cuda_toolkit": "none", "nccl_system": "none", "python": "3.11.2",
+           "torch": "2.13.0+cpu", "torch_cuda": "none", "torch_nccl": "none", "lightning": "2.6.6"}
+gpus:
+  description: One entry per GPU that nvidia-smi lists (empty without a driver).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"index": 0, "name": "NVIDIA H200", "memory_mib": 143771, "driver": "550.54.15", "mig": "Disabled"}]
+"""
+
+import json
+import os
+import re
+import shutil
+
+from ansible.module_utils.basic import AnsibleModule
+
+NONE = "none"
+
+# Runs inside the venv; prints one JSON object. Never imports CUDA state beyond version queries.
+VENV_PROBE = r"""
+import json, sys
+from importlib import metadata
+out = {"python": sys.version.split()[0]}
+for name in ["torch", "lightning"] + sys.argv[1:]:
+    try:
+        out[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        out[name] = "none"
+try:
+    import torch
+    out["torch"] = torch.__version__
+    out["torch_cuda"] = torch.version.cuda or "none"
+    try:
+        out["torch_nccl"] = ".".join(str(part) for part in torch.cuda.nccl.version())
+    except Exception:
+        out["torch_nccl"] = "none"
+except ImportError:
+    out["torch_cuda"] = out["torch_nccl"] = "none"
+print(json.dumps(out))
+"""
+
+
+def driver_version(text):
+    """The version in /proc/driver/nvidia/version, or none."""
+    match = re.search(r"Kernel Module(?: for [\w]+)?\s+([0-9][0-9.]+)", text or "")
+    return match.group(1) if match else NONE
+
+
+def nvcc_version(text):
+    """The full version in `nvcc --version` output (release 12.4, V12.4.131 -> 12.4.131), or none."""
+    match = re.search(r"release [0-9.]+, V([0-9][0-9.]*)", text or "")
+    return match.group(1) if match else NONE
+
+
+def parse_gpus(text):
+    """nvidia-smi --query-gpu=index,name,memory.total,driver_version,mig.mode.current csv lines."""
+    gpus = []
+    for line in (text or "").splitlines():
+        fields = [field.strip() for field in line.split(",")]
+        if len(fields) != 5 or not fields[0].isdigit():
+            continue
+        memory = fields[2].split()[0]
+        gpus.append({"index": int(fields[0]), "name": fields[1], "memory_mib": int(memory) if memory.isdigit() else memory,
+                     "driver": fields[3], "mig": fields[4]})
+    return gpus
+
+
+def run(module, argv):
+    """stdout of argv, or None when the program is missing or fails."""
+    if not shutil.which(argv[0]) and not os.path.exists(argv[0]):
+        return None
+    rc, out, _err = module.run_command(argv)
+    return out if rc == 0 else None
+
+
+def system_nccl(module):
+    out = run(module, ["dpkg-query", "-W", "-f", "${db:Status-Status} ${Version}", "libnccl2"])
+    if out and out.startswith("installed "):
+        return out.split(" ", 1)[1].strip()
+    out = run(module, ["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", "libnccl"])
+    return out.strip() if out else NONE
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={"venv": {"type": "path", "required": True}, "packages": {"type": "list", "elements": "str", "default": []}},
+        supports_check_mode=True,
+    )
+    versions = {}
+    try:
+        with open("/proc/driver/nvidia/version", encoding="utf-8") as handle:
+            versions["driver"] = driver_version(handle.read())
+    except OSError:
+        versions["driver"] = NONE
+    nvcc = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None)
+    versions["cuda_toolkit"] = nvcc_version(run(module, [nvcc, "--version"])) if nvcc else NONE
+    versions["nccl_system"] = system_nccl(module)
+    python = os.path.join(module.params["venv"], "bin", "python")
+    venv = {"python": NONE, "torch": NONE, "torch_cuda": NONE, "torch_nccl": NONE, "lightning": NONE}
+    if os.path.exists(python):
+        out = run(module, [python, "-c", VENV_PROBE] + module.params["packages"])
+        if out is None:
+            module.fail_json(msg="%s could not report its packages; is the venv broken?" % python)
+        venv.update(json.loads(out))
+    for name in ("python", "torch", "torch_cuda", "torch_nccl", "lightning"):
+        versions[name] = venv.pop(name)
+    versions.update(venv)
+    smi = run(module, ["nvidia-smi", "--query-gpu=index,name,memory.total,driver_version,mig.mode.current",
+                       "--format=csv,noheader,nounits"])
+    module.exit_json(changed=False, versions=versions, gpus=parse_gpus(smi))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""The nvidia role's repository path on real nodes without a GPU, in check mode: what it would
+write (repository, key, pin, nccl.conf) shows in the diff, nothing is written, nothing fails.
+
+Needs root (`make integration`). Installing a driver needs a GPU host: `make gpu-check` there.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import sandbox
+from conftest import run_playbook
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")
+WRITTEN = ("/etc/apt/sources.list.d/onprem-torchrun-nvidia-cuda.sources", "/etc/apt/preferences.d/onprem-torchrun-nvidia",
+           "/etc/apt/keyrings/onprem-torchrun-nvidia-cuda.asc", "/etc/nccl.conf")
+
+
+@pytest.fixture(scope="module")
+def one_node():
+    subprocess.run([sys.executable, sandbox.__file__, "down"], capture_output=True, check=False)
+    up = subprocess.run([sys.executable, sandbox.__file__, "up", "--nodes", "1"], capture_output=True, text=True, check=False)
+    assert up.returncode == 0, up.stderr
+    key = sandbox.CACHE / "wheels" / "test-cuda-repo-key.asc"
+    key.write_text("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nstand-in for the mirror's key\n-----END PGP PUBLIC KEY BLOCK-----\n")
+    yield
+    key.unlink()
+    subprocess.run([sys.executable, sandbox.__file__, "down"], capture_output=True, check=False)
+
+
+def test_repository_path_in_check_mode_shows_its_files_and_writes_nothing(one_node):
+    proc = run_playbook("tests/integration/playbooks/nvidia.yml", "--check", "--diff")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "+URIs: http://198.18.0.1:3142/cuda-mirror/debian12/x86_64/" in out, out[-4000:]
+    assert "+Pin: version 550.*" in out and "+NCCL_IB_HCA=mlx5" in out, out[-4000:]
+    assert "changed: [node1] => (item=/etc/apt/sources.list.d/onprem-torchrun-nvidia-cuda.sources)" in out
+    ls = subprocess.run(sandbox.ssh_command("node1") + ["ls -d %s 2>/dev/null; true" % " ".join(WRITTEN)],
+                        capture_output=True, text=True, check=True)
+    assert ls.stdout == ""
