@@ -4,6 +4,7 @@ write (repository, key, pin, nccl.conf) shows in the diff, nothing is written, n
 Needs root (`make integration`). Installing a driver needs a GPU host: `make gpu-check` there.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -39,3 +40,12 @@ def test_repository_path_in_check_mode_shows_its_files_and_writes_nothing(one_no
     ls = subprocess.run(sandbox.ssh_command("node1") + ["ls -d %s 2>/dev/null; true" % " ".join(WRITTEN)],
                         capture_output=True, text=True, check=True)
     assert ls.stdout == ""
+
+
+def test_a_node_without_gpus_is_refused_by_name(one_node):
+    # The site's own driver (none installed here): the role only reads the GPUs, and finds none.
+    proc = run_playbook("tests/integration/playbooks/nvidia.yml", "-e", json.dumps(
+        {"nvidia_driver_source": "none", "nvidia_cuda_toolkit": "", "nvidia_nccl": False, "nvidia_nccl_conf": {}}))
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0
+    assert "node1: torchrun_nproc_per_node=2 but nvidia-smi lists 0 GPU(s) (is the driver loaded?" in out, out[-3000:]
