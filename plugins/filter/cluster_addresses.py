@@ -18,16 +18,8 @@ description:
     127.0.1.1 in /etc/hosts, split DNS), so the master address is the same literal on every node.
   - Fails the same way for a loopback, any-address (0.0.0.0, ::), multicast or link-local
     address, which no other node can reach.
-options:
-  _input:
-    description: The ordered host list of the training group.
-    type: list
-    elements: str
-    required: true
-  hostvars:
-    description: The C(hostvars) of the play.
-    type: dict
-    required: true
+extends_documentation_fragment:
+  - onprem.torchrun.cluster
 """
 
 EXAMPLES = r"""

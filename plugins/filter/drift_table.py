@@ -14,16 +14,9 @@ description:
     and returns the components, those whose version is not the same on every node, and a table
     (node x component) with the differing columns marked C(*) in the header.
   - A host without the result (it did not run) shows C(?) and counts as differing.
+extends_documentation_fragment:
+  - onprem.torchrun.cluster
 options:
-  _input:
-    description: The hosts, in cluster order.
-    type: list
-    elements: str
-    required: true
-  hostvars:
-    description: The C(hostvars) of the play.
-    type: dict
-    required: true
   var:
     description: The name under which each host registered its stack_info result.
     type: str

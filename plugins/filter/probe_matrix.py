@@ -15,16 +15,9 @@ description:
     results, from each node (rows) to each node (columns).
   - A cell is C(ok), C(-) on the diagonal, C(?) for a pair that was not probed (a host that did
     not run the check), or the failed port(s) with the reason, such as C(52000 timed out).
+extends_documentation_fragment:
+  - onprem.torchrun.cluster
 options:
-  _input:
-    description: The hosts that probed, in cluster order.
-    type: list
-    elements: str
-    required: true
-  hostvars:
-    description: The C(hostvars) of the play.
-    type: dict
-    required: true
   var:
     description: The name under which each host registered its probe result.
     type: str

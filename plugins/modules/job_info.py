@@ -24,14 +24,8 @@ options:
     description: How many journal lines of the latest run to return.
     type: int
     default: 5
-attributes:
-  check_mode:
-    description: Can run in check mode and return the same data as a normal run.
-    support: full
-    details: Reads only, so it runs in check mode as well.
-  diff_mode:
-    description: Returns no diff; it changes nothing.
-    support: none
+extends_documentation_fragment:
+  - onprem.torchrun.cluster.read_only
 """
 
 EXAMPLES = r"""

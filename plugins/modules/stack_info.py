@@ -26,14 +26,8 @@ options:
     type: list
     elements: str
     default: []
-attributes:
-  check_mode:
-    description: Can run in check mode and return the same data as a normal run.
-    support: full
-    details: Reads only, so it runs in check mode as well.
-  diff_mode:
-    description: Returns no diff; it changes nothing.
-    support: none
+extends_documentation_fragment:
+  - onprem.torchrun.cluster.read_only
 """
 
 EXAMPLES = r"""

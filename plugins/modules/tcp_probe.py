@@ -43,14 +43,8 @@ options:
     description: Seconds to wait for each target.
     type: float
     default: 5
-attributes:
-  check_mode:
-    description: Can run in check mode and return the same data as a normal run.
-    support: full
-    details: The probe only reads, so it runs in check mode as well.
-  diff_mode:
-    description: Returns no diff; it changes nothing.
-    support: none
+extends_documentation_fragment:
+  - onprem.torchrun.cluster.read_only
 """
 
 EXAMPLES = r"""
