@@ -28,7 +28,7 @@ PIP_BOOTSTRAP := 24.2
 PIP_BOOTSTRAP_CACHE := $(HOME)/.ansible/test/cache
 COLLECTION_COPY := $(SANITY_ROOT)/ansible_collections/onprem/torchrun
 
-.PHONY: help deps venv demo sandbox sandbox-down sandbox-status lint sanity unit integration molecule test build bench clean
+.PHONY: help deps venv demo sandbox sandbox-down sandbox-status lint sanity unit integration molecule test test-slow build bench clean
 
 help:  ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -84,6 +84,9 @@ integration: venv deps  ## Sandbox lifecycle tests (root; boots nodes)
 
 molecule: venv deps  ## Molecule scenarios on the sandbox ($(SCENARIOS))
 	for s in $(SCENARIOS); do molecule test -s $$s || exit 1; done
+
+test-slow: venv deps  ## Slow scenarios, not in `make test`: the CUDA toolkit from Debian non-free (~2.5 GB)
+	molecule test -s cuda_toolkit
 
 bench: venv deps  ## Benchmarks (bench/): connectivity check time vs cluster size (boots 2, 4, 8 nodes)
 	$(PYTHON) bench/connectivity.py

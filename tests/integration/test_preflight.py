@@ -37,7 +37,7 @@ CASES = {
                                   "node1: nvidia_driver_source=cuda_repo needs nvidia_cuda_repo_url, the base URL of NVIDIA's CUDA repository"),
     "cuda: toolkit version": ({"torchrun_accelerator": "cuda", "nvidia_cuda_repo_url": "http://198.18.0.1:3142/cuda",
                                "nvidia_cuda_toolkit": "12.4"},
-                              "node2: nvidia_cuda_toolkit=12.4 must be MAJOR-MINOR as the repository names it, such as 12-4"),
+                              "node2: nvidia_cuda_toolkit=12.4 must be MAJOR-MINOR as the repository names it, such as 12-4, or distro"),
     "cuda: driver branch": ({"torchrun_accelerator": "cuda", "nvidia_driver_source": "none", "nvidia_driver_branch": "latest"},
                             "node1: nvidia_driver_branch=latest must be a driver branch number such as 550"),
     "cuda: nccl.conf key": ({"torchrun_accelerator": "cuda", "nvidia_driver_source": "none", "nvidia_nccl_conf": {"IB_HCA": "mlx5"}},
