@@ -3,6 +3,7 @@
 import os
 import re
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "extensions", "molecule", "shared"))
 from sandbox_checks import (  # noqa: E402  pylint: disable=wrong-import-position
@@ -87,8 +88,14 @@ def test_ssh_stays_open_to_everyone():
 
 def test_rules_survive_an_nftables_restart():
     # Debian's nftables.conf starts with `flush ruleset`; the unit is PartOf nftables.service.
-    node("node1").run("systemctl restart nftables.service")
-    assert "table inet torchrun" in node("node1").run("nft list tables").stdout
+    host = node("node1")
+    host.run("systemctl restart nftables.service")
+    # systemctl returns once nftables.service is up; the restart it propagates (PartOf) to
+    # torchrun-firewall.service runs right after it.
+    deadline = time.monotonic() + 30
+    while "table inet torchrun" not in host.run("nft list tables").stdout:
+        assert time.monotonic() < deadline, host.run("systemctl status torchrun-firewall.service").stdout
+        time.sleep(0.5)
     start_listening_job()
     try:
         only_peers_connect(blocked_rc=124)
