@@ -18,9 +18,10 @@ description:
   - A component that is not installed reads C(none). Reads only; changes nothing.
 options:
   venv:
-    description: The job's venv (its C(bin/python) is asked about torch and Lightning).
+    description:
+      - The job's venv (its C(bin/python) is asked about torch and Lightning). Without it, or when
+        it does not exist yet, those components read C(none).
     type: path
-    required: true
   packages:
     description: Further distributions of the venv to report, such as the job's requirements.
     type: list
@@ -46,6 +47,12 @@ versions:
   type: dict
   sample: {"driver": "550.54.15", "cuda_toolkit": "none", "nccl_system": "none", "python": "3.11.2",
            "torch": "2.13.0+cpu", "torch_cuda": "none", "torch_nccl": "none", "lightning": "2.6.6"}
+driver_installed:
+  description: The version of the installed NVIDIA kernel module (C(modinfo)), which is not the
+    loaded one (C(versions.driver)) until the next reboot after an install; C(none) when absent.
+  returned: always
+  type: str
+  sample: "550.54.15"
 gpus:
   description: One entry per GPU that nvidia-smi lists (empty without a driver).
   returned: always
@@ -130,7 +137,7 @@ def system_nccl(module):
 
 def main():
     module = AnsibleModule(
-        argument_spec={"venv": {"type": "path", "required": True}, "packages": {"type": "list", "elements": "str", "default": []}},
+        argument_spec={"venv": {"type": "path"}, "packages": {"type": "list", "elements": "str", "default": []}},
         supports_check_mode=True,
     )
     versions = {}
@@ -142,9 +149,9 @@ def main():
     nvcc = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None)
     versions["cuda_toolkit"] = nvcc_version(run(module, [nvcc, "--version"])) if nvcc else NONE
     versions["nccl_system"] = system_nccl(module)
-    python = os.path.join(module.params["venv"], "bin", "python")
+    python = os.path.join(module.params["venv"], "bin", "python") if module.params["venv"] else None
     venv = {"python": NONE, "torch": NONE, "torch_cuda": NONE, "torch_nccl": NONE, "lightning": NONE}
-    if os.path.exists(python):
+    if python and os.path.exists(python):
         out = run(module, [python, "-c", VENV_PROBE] + module.params["packages"])
         if out is None:
             module.fail_json(msg="%s could not report its packages; is the venv broken?" % python)
@@ -154,7 +161,8 @@ def main():
     versions.update(venv)
     smi = run(module, ["nvidia-smi", "--query-gpu=index,name,memory.total,driver_version,mig.mode.current",
                        "--format=csv,noheader,nounits"])
-    module.exit_json(changed=False, versions=versions, gpus=parse_gpus(smi))
+    installed = run(module, ["modinfo", "-F", "version", "nvidia"])
+    module.exit_json(changed=False, versions=versions, driver_installed=(installed or "").strip() or NONE, gpus=parse_gpus(smi))
 
 
 if __name__ == "__main__":
