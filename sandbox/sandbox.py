@@ -432,7 +432,7 @@ def mount_root(name: str) -> Path:
     return base / "root"
 
 
-def start_node(name: str, names: list[str], pubkey: str) -> None:
+def start_node(name: str, names: list[str], pubkey: str) -> subprocess.Popen:
     root = mount_root(name)
     (root / "etc" / "hostname").write_text(name + "\n")
     (root / "etc" / "hosts").write_text(hosts_file(name, names))
@@ -444,10 +444,10 @@ def start_node(name: str, names: list[str], pubkey: str) -> None:
     (ssh_dir / "authorized_keys").chmod(0o600)
     hostkey = root / "etc" / "ssh" / "ssh_host_ed25519_key"
     run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "root@" + name, "-f", str(hostkey)])
-    boot_node(name)
+    return boot_node(name)
 
 
-def boot_node(name: str) -> None:
+def boot_node(name: str) -> subprocess.Popen:
     base = node_dir(name)
     root = base / "root"
     cmd = ["systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit", "-D", str(root), "-M", name,
@@ -457,19 +457,35 @@ def boot_node(name: str) -> None:
         proc = subprocess.Popen(in_own_cgroups(cgroup_dirs(name), cmd), stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=out, start_new_session=True)
     (base / "pid").write_text("%d\n" % proc.pid)
+    return proc
 
 
-def wait_ready(name: str, deadline: float) -> None:
+def console_tail(name: str, lines: int = 5) -> str:
+    log_file = node_dir(name) / "console.log"
+    with contextlib.suppress(OSError):
+        tail = log_file.read_text(errors="replace").splitlines()[-lines:]
+        if tail:
+            return "; its console ends:\n  " + "\n  ".join(tail)
+    return "; %s is empty" % log_file
+
+
+def wait_ready(name: str, proc: subprocess.Popen, deadline: float) -> None:
+    """Wait for the node's systemd to finish booting; fail at once if its nspawn exits.
+
+    The handle, not /proc/PID/cmdline, tells whether nspawn lives: right after the Popen the
+    wrapper shell is in the middle of exec'ing nspawn, and its cmdline reads empty for an instant
+    (seen: a healthy node reported as "exited while booting", one start in about ten).
+    """
     ssh = ssh_command(name) + ["systemctl is-system-running --wait >/dev/null; true"]
     while time.monotonic() < deadline:
-        if not pid_alive(node_dir(name) / "pid", "-M " + name + " "):
-            raise SandboxError("%s exited while booting; see %s" % (name, node_dir(name) / "console.log"))
+        if proc.poll() is not None:
+            raise SandboxError("%s exited while booting (status %s)%s" % (name, proc.returncode, console_tail(name)))
         if port_open(address_of(name), 22):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 if subprocess.run(ssh, capture_output=True, timeout=60).returncode == 0:
                     return
         time.sleep(0.5)
-    raise SandboxError("%s did not answer on SSH within %ds; see %s" % (name, BOOT_TIMEOUT, node_dir(name) / "console.log"))
+    raise SandboxError("%s did not answer on SSH within %ds%s" % (name, BOOT_TIMEOUT, console_tail(name)))
 
 
 def ssh_command(name: str) -> list[str]:
@@ -542,17 +558,16 @@ def cmd_up(args: argparse.Namespace) -> int:
             if name not in wanted:
                 log("stopping %s (not in a %d-node sandbox)" % (name, count))
                 stop_node(name)
-        started = []
+        started = {}
         for name in wanted:
             if node_running(name):
                 continue
             stop_node(name)  # leftovers of a crash or a killed run
-            start_node(name, nodes, pubkey)
-            started.append(name)
+            started[name] = start_node(name, nodes, pubkey)
         write_known_hosts(wanted)
         deadline = time.monotonic() + BOOT_TIMEOUT
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda n: wait_ready(n, deadline), started))
+            list(pool.map(lambda n: wait_ready(n, started[n], deadline), started))
         write_inventory(Path(args.inventory), nodes)
     if started:
         log("up: %s (%s)" % (", ".join("%s=%s" % (n, address_of(n)) for n in wanted), "started " + ", ".join(started)))
@@ -595,8 +610,7 @@ def cmd_reboot(args: argparse.Namespace) -> int:
         remove_cgroups(cgroup_dirs(args.node))
         unmount_all(node_dir(args.node))
         mount_root(args.node)
-        boot_node(args.node)
-        wait_ready(args.node, time.monotonic() + BOOT_TIMEOUT)
+        wait_ready(args.node, boot_node(args.node), time.monotonic() + BOOT_TIMEOUT)
     log("rebooted %s" % args.node)
     return 0
 
