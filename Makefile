@@ -28,7 +28,7 @@ PIP_BOOTSTRAP := 24.2
 PIP_BOOTSTRAP_CACHE := $(HOME)/.ansible/test/cache
 COLLECTION_COPY := $(SANITY_ROOT)/ansible_collections/onprem/torchrun
 
-.PHONY: help deps venv demo sandbox sandbox-down sandbox-status lint sanity unit integration molecule test test-slow build bench clean
+.PHONY: help deps venv demo sandbox sandbox-down sandbox-status lint sanity unit integration molecule test test-slow build bench readme clean
 
 help:  ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -90,6 +90,9 @@ test-slow: venv deps  ## Slow scenarios, not in `make test`: the CUDA toolkit fr
 
 bench: venv deps  ## Benchmarks (bench/): connectivity check time vs cluster size (boots 2, 4, 8 nodes)
 	$(PYTHON) bench/connectivity.py
+
+readme: venv  ## Regenerate the README's common-mistakes table from tests/integration/preflight_cases.yml
+	$(PYTHON) tests/integration/catalogue.py
 
 build: venv  ## Build the collection tarball into build/
 	mkdir -p build

@@ -87,6 +87,14 @@ def test_secret_never_shown_and_kept_root_only(cluster):
         assert SECRET not in on(node, "journalctl --no-pager -o cat").stdout
 
 
+def test_a_lightning_trainer_takes_the_cluster_shape_from_the_unit(cluster):
+    # A script that leaves devices/num_nodes out of Trainer() gets them from PL_TRAINER_* in the unit's env.
+    shape = on("node2", "env $(grep '^PL_TRAINER_' /etc/torchrun/train.env) %s/bin/python -c "
+                        "'from lightning import Trainer; t = Trainer(accelerator=\"cpu\", logger=False); print(t.num_nodes, t.num_devices)'"
+               % "/opt/torchrun/venv")
+    assert shape.stdout.split()[-2:] == ["2", "2"], shape.stdout + shape.stderr
+
+
 def test_unit_exposure_is_low(cluster):
     out = on("node1", "systemd-analyze security --no-pager %s" % UNIT).stdout
     exposure = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", out).group(1))
