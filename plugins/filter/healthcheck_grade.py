@@ -1,0 +1,149 @@
+# Copyright: onprem.torchrun developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The healthcheck_grade filter: grade a collective bandwidth report and name the slow node or link."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: healthcheck_grade
+author: onprem.torchrun developers (@onprem)
+version_added: 0.1.0
+short_description: Grade the health check's all_reduce report as pass, degraded or fail
+description:
+  - Reads the JSON report of the health check (the healthcheck role's C(collective_bench.py)) and
+    grades it. C(fail) when the bus bandwidth at the largest size is below O(fail_below_gbps);
+    C(degraded) when it is below O(degraded_below_gbps), or when a pair of nodes is slower than
+    O(pair_ratio) times the fastest pair; C(pass) otherwise.
+  - A slow pair is blamed on a node when every pair with that node is slow and no other node
+    explains it (three nodes or more); otherwise the pair's link is named.
+  - A threshold of 0 turns that check off.
+options:
+  _input:
+    description: The report, as the health check writes it.
+    type: dict
+    required: true
+  fail_below_gbps:
+    description: Bus bandwidth (GB/s) at the largest size under which the cluster fails.
+    type: float
+    default: 0
+  degraded_below_gbps:
+    description: Bus bandwidth (GB/s) at the largest size under which the cluster is degraded.
+    type: float
+    default: 0
+  pair_ratio:
+    description: A pair slower than this fraction of the fastest pair is slow.
+    type: float
+    default: 0.5
+"""
+
+EXAMPLES = r"""
+- name: Grade the report
+  ansible.builtin.set_fact:
+    grade: "{{ report | onprem.torchrun.healthcheck_grade(fail_below_gbps=5, degraded_below_gbps=20) }}"
+"""
+
+RETURN = r"""
+_value:
+  description: The grade.
+  type: dict
+  contains:
+    status:
+      description: C(pass), C(degraded) or C(fail).
+      type: str
+    reasons:
+      description: One line per finding, naming the node or pair and the figures.
+      type: list
+      elements: str
+    suspects:
+      description: Nodes every one of whose pairs is slow.
+      type: list
+      elements: str
+    slow_pairs:
+      description: Pairs (C(a-b)) slower than O(pair_ratio) of the fastest pair.
+      type: list
+      elements: str
+    busbw_gbps:
+      description: Bus bandwidth at the largest size.
+      type: float
+    table:
+      description: The sizes and the pairs as aligned lines of text.
+      type: list
+      elements: str
+"""
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.onprem.torchrun.plugins.module_utils.table import aligned
+
+
+def human(nbytes):
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if nbytes >= scale and nbytes % scale == 0:
+            return "%d %s" % (nbytes // scale, unit)
+    return "%d B" % nbytes
+
+
+def slow_pairs(pairs, ratio):
+    best = max((p["busbw_gbps"] for p in pairs), default=0.0)
+    if ratio <= 0 or best <= 0:
+        return best, []
+    return best, [p for p in pairs if p["busbw_gbps"] < ratio * best]
+
+
+def suspects(nodes, pairs, slow):
+    """Nodes whose every pair is slow, when that explains all the slow pairs (3 nodes or more)."""
+    if len(nodes) < 3 or not slow:
+        return []
+    slow_keys = {tuple(p["nodes"]) for p in slow}
+    found = [n for n in nodes if all(tuple(p["nodes"]) in slow_keys for p in pairs if n in p["nodes"])]
+    explained = all(set(key) & set(found) for key in slow_keys)
+    return found if found and explained and len(found) < len(nodes) else []
+
+
+def healthcheck_grade(report, fail_below_gbps=0, degraded_below_gbps=0, pair_ratio=0.5):
+    if not isinstance(report, dict) or not report.get("sizes"):
+        raise AnsibleFilterError("healthcheck_grade: the report has no all_reduce sizes")
+    largest = report["sizes"][-1]
+    busbw = float(largest["busbw_gbps"])
+    reasons, status = [], "pass"
+    size = human(largest["bytes"])
+    if fail_below_gbps and busbw < float(fail_below_gbps):
+        status = "fail"
+        reasons.append("all_reduce of %s over %d processes: bus bandwidth %.3f GB/s is below healthcheck_fail_below_gbps=%s"
+                       % (size, report["world_size"], busbw, fail_below_gbps))
+    elif degraded_below_gbps and busbw < float(degraded_below_gbps):
+        status = "degraded"
+        reasons.append("all_reduce of %s over %d processes: bus bandwidth %.3f GB/s is below healthcheck_degraded_below_gbps=%s"
+                       % (size, report["world_size"], busbw, degraded_below_gbps))
+    pairs = report.get("pairs") or []
+    best, slow = slow_pairs(pairs, float(pair_ratio))
+    named = suspects(report.get("nodes") or [], pairs, slow)
+    for node in named:
+        mine = [p for p in pairs if node in p["nodes"]]
+        reasons.append("%s: every pair with it is slow (%s GB/s against %.3f GB/s for the fastest pair)"
+                       % (node, ", ".join("%.3f" % p["busbw_gbps"] for p in mine), best))
+    for pair in slow:
+        if not set(pair["nodes"]) & set(named):
+            reasons.append("link %s: %.3f GB/s, under %s of the fastest pair (%.3f GB/s)"
+                           % ("-".join(pair["nodes"]), pair["busbw_gbps"], pair_ratio, best))
+    if slow and status == "pass":
+        status = "degraded"
+    rows = [["all_reduce", "processes", "time (us)", "algbw (GB/s)", "busbw (GB/s)"]]
+    rows += [[human(s["bytes"]), str(report["world_size"]), "%.1f" % s["time_us"], "%.3f" % s["algbw_gbps"],
+              "%.3f" % s["busbw_gbps"]] for s in report["sizes"]]
+    table = aligned(rows)
+    if pairs:
+        slow_keys = {tuple(p["nodes"]) for p in slow}
+        prows = [["pair", "size", "busbw (GB/s)", "of fastest", ""]]
+        prows += [["-".join(p["nodes"]), human(p["bytes"]), "%.3f" % p["busbw_gbps"],
+                   "%d%%" % round(100 * p["busbw_gbps"] / best) if best else "-",
+                   "SLOW" if tuple(p["nodes"]) in slow_keys else ""] for p in pairs]
+        table += [""] + aligned(prows)
+    return {"status": status, "reasons": reasons, "suspects": named, "slow_pairs": ["-".join(p["nodes"]) for p in slow],
+            "busbw_gbps": busbw, "table": table}
+
+
+class FilterModule:
+    """Grade the health check's report."""
+
+    def filters(self):
+        return {"healthcheck_grade": healthcheck_grade}

@@ -1,0 +1,72 @@
+"""The health check on a 3-node sandbox: a healthy cluster passes, a throttled node is named, and
+train.yml launches nothing after a failing check. Needs root (`make integration`)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import sandbox
+from conftest import run_playbook
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")
+NODES = ["node1", "node2", "node3"]
+SMALL = {"healthcheck_max_bytes": 4 << 20, "healthcheck_pair_bytes": 4 << 20, "healthcheck_iters": 5, "healthcheck_warmup": 1}
+
+
+def on(node, command):
+    return subprocess.run(sandbox.ssh_command(node) + [command], capture_output=True, text=True, timeout=120, check=False)
+
+
+def healthcheck(report, **extra):
+    proc = run_playbook("healthcheck", "-e", json.dumps(dict(SMALL, healthcheck_report=str(report), **extra)))
+    return proc, " ".join((proc.stdout + proc.stderr).split())
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    subprocess.run([sys.executable, sandbox.__file__, "down"], capture_output=True, check=False)
+    up = subprocess.run([sys.executable, sandbox.__file__, "up", "--nodes", "3"], capture_output=True, text=True, check=False)
+    assert up.returncode == 0, up.stderr
+    setup = run_playbook("setup")
+    assert setup.returncode == 0, setup.stdout[-3000:]
+    yield
+    subprocess.run([sys.executable, sandbox.__file__, "down"], capture_output=True, check=False)
+
+
+def test_a_healthy_sandbox_passes_and_a_second_run_changes_nothing(cluster, tmp_path):
+    for attempt in (1, 2):
+        proc, out = healthcheck(tmp_path / "report.json")
+        assert proc.returncode == 0, out[-3000:]
+        assert "health check: PASS (gloo, 6 processes on 3 nodes" in out, out[-3000:]
+    for node in NODES:
+        assert "%s : ok=" % node in out and " changed=0 " in out.split("%s : ok=" % node)[1].split("rescued")[0]
+    result = json.loads((tmp_path / "report.json").read_text())
+    assert result["status"] == "pass" and result["report"]["nodes"] == NODES
+    assert [s["bytes"] for s in result["report"]["sizes"]] == [1 << 20, 4 << 20]
+    assert all(s["busbw_gbps"] > 0 for s in result["report"]["sizes"])
+    assert [p["nodes"] for p in result["report"]["pairs"]] == [["node1", "node2"], ["node1", "node3"], ["node2", "node3"]]
+    assert on("node1", "ls /var/lib/torchrun/healthcheck").stdout == ""  # the report is not left behind
+
+
+def test_a_throttled_node_is_named(cluster, tmp_path):
+    on("node3", "tc qdisc add dev host0 root tbf rate 50mbit burst 64kb latency 100ms")
+    try:
+        proc, out = healthcheck(tmp_path / "report.json", healthcheck_fail_on="degraded")
+    finally:
+        on("node3", "tc qdisc del dev host0 root")
+    assert proc.returncode != 0, out[-3000:]
+    assert "health check: DEGRADED" in out and "node3: every pair with it is slow" in out, out[-3000:]
+    result = json.loads((tmp_path / "report.json").read_text())
+    assert result["suspects"] == ["node3"] and result["slow_pairs"] == ["node1-node3", "node2-node3"]
+
+
+def test_train_launches_nothing_after_a_failing_check(cluster, tmp_path):
+    proc = run_playbook("train", "-e", json.dumps(dict(SMALL, healthcheck_before_launch=True, healthcheck_fail_below_gbps=1000,
+                                                       healthcheck_report=str(tmp_path / "report.json"))))
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0
+    assert "health check: FAIL:" in out and "is below healthcheck_fail_below_gbps=1000" in out, out[-3000:]
+    for node in NODES:
+        assert on(node, "systemctl show -p InvocationID --value torchrun-train.service").stdout.strip() == ""

@@ -1,0 +1,53 @@
+"""healthcheck_grade: thresholds, the slow node named among pairs, a slow link, the table."""
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from ansible_collections.onprem.torchrun.plugins.filter.healthcheck_grade import healthcheck_grade
+
+
+def report(pairs=(), busbw=2.0, nodes=("node1", "node2", "node3")):
+    return {"backend": "gloo", "world_size": 2 * len(nodes), "nodes": list(nodes),
+            "sizes": [{"bytes": 1 << 20, "time_us": 900.0, "algbw_gbps": 1.0, "busbw_gbps": 1.5},
+                      {"bytes": 64 << 20, "time_us": 50000.0, "algbw_gbps": 1.2, "busbw_gbps": busbw}],
+            "pairs": [{"nodes": list(p[:2]), "bytes": 16 << 20, "time_us": 1.0, "busbw_gbps": p[2]} for p in pairs]}
+
+
+HEALTHY = [("node1", "node2", 1.0), ("node1", "node3", 0.95), ("node2", "node3", 0.9)]
+NODE3_SLOW = [("node1", "node2", 1.0), ("node1", "node3", 0.1), ("node2", "node3", 0.12)]
+
+
+def test_healthy_cluster_passes():
+    grade = healthcheck_grade(report(HEALTHY), fail_below_gbps=1, degraded_below_gbps=1.5)
+    assert grade["status"] == "pass" and grade["reasons"] == [] and grade["suspects"] == []
+    assert grade["table"][0].split()[:2] == ["all_reduce", "processes"] and "64 MiB" in grade["table"][2]
+
+
+def test_thresholds_grade_fail_and_degraded():
+    assert healthcheck_grade(report(HEALTHY, busbw=0.5), fail_below_gbps=1)["status"] == "fail"
+    degraded = healthcheck_grade(report(HEALTHY, busbw=1.2), fail_below_gbps=1, degraded_below_gbps=1.5)
+    assert degraded["status"] == "degraded"
+    assert "1.200 GB/s is below healthcheck_degraded_below_gbps=1.5" in degraded["reasons"][0]
+
+
+def test_the_node_in_every_slow_pair_is_named():
+    grade = healthcheck_grade(report(NODE3_SLOW))
+    assert grade["status"] == "degraded" and grade["suspects"] == ["node3"]
+    assert grade["slow_pairs"] == ["node1-node3", "node2-node3"]
+    assert grade["reasons"] == ["node3: every pair with it is slow (0.100, 0.120 GB/s against 1.000 GB/s for the fastest pair)"]
+    assert any(line.startswith("node1-node3") and line.endswith("SLOW") for line in grade["table"])
+
+
+def test_one_slow_link_is_named_as_a_link():
+    grade = healthcheck_grade(report([("node1", "node2", 1.0), ("node1", "node3", 1.0), ("node2", "node3", 0.2)]))
+    assert grade["suspects"] == [] and grade["reasons"] == [
+        "link node2-node3: 0.200 GB/s, under 0.5 of the fastest pair (1.000 GB/s)"]
+
+
+def test_two_nodes_name_the_link_not_a_node():
+    grade = healthcheck_grade(report([("node1", "node2", 1.0)], nodes=("node1", "node2")), degraded_below_gbps=3)
+    assert grade["suspects"] == [] and grade["status"] == "degraded"
+
+
+def test_a_report_without_sizes_is_an_error():
+    with pytest.raises(AnsibleFilterError, match="no all_reduce sizes"):
+        healthcheck_grade({"pairs": []})
