@@ -26,9 +26,11 @@ SANITY_ROOT ?= /tmp/onprem-torchrun-sanity
 # The pip version ansible-test (ansible-core 2.19) bootstraps into its test venvs, and where it looks.
 PIP_BOOTSTRAP := 24.2
 PIP_BOOTSTRAP_CACHE := $(HOME)/.ansible/test/cache
+# The site's pip index (pip's own configuration), handed to the pytorch role by gpu-check.
+PIP_INDEX ?= $(shell pip config get global.index-url 2>/dev/null)
 COLLECTION_COPY := $(SANITY_ROOT)/ansible_collections/onprem/torchrun
 
-.PHONY: help deps venv demo sandbox sandbox-down sandbox-status lint sanity unit integration molecule test test-slow build bench readme clean
+.PHONY: help deps venv demo sandbox sandbox-down sandbox-status lint sanity unit integration molecule test test-slow build bench readme gpu-check clean
 
 help:  ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -87,6 +89,9 @@ molecule: venv deps  ## Molecule scenarios on the sandbox ($(SCENARIOS))
 
 test-slow: venv deps  ## Slow scenarios, not in `make test`: the CUDA toolkit from Debian non-free (~2.5 GB)
 	molecule test -s cuda_toolkit
+
+gpu-check: venv  ## On a GPU host (root): GPU facts, driver, torch.cuda, NCCL all_reduce, with connection local
+	ansible-playbook playbooks/gpu_check.yml $(if $(PIP_INDEX),-e pytorch_index_url=$(PIP_INDEX))
 
 bench: venv deps  ## Benchmarks (bench/): connectivity check time vs cluster size (boots 2, 4, 8 nodes)
 	$(PYTHON) bench/connectivity.py
