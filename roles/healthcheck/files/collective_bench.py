@@ -61,12 +61,12 @@ def bus_factor(n):
 def timed_all_reduce(nbytes, iters, warmup, device, group=None):
     """Mean seconds per all_reduce of nbytes on this rank."""
     tensor = torch.ones(nbytes // FLOAT_BYTES, dtype=torch.float32, device=device)
-    for _ in range(warmup):
+    for _round in range(warmup):
         dist.all_reduce(tensor, group=group)
     synchronize(device)
     dist.barrier(group=group)
     start = time.perf_counter()
-    for _ in range(iters):
+    for _round in range(iters):
         dist.all_reduce(tensor, group=group)
     synchronize(device)
     return (time.perf_counter() - start) / iters
