@@ -30,7 +30,7 @@ PIP_BOOTSTRAP_CACHE := $(HOME)/.ansible/test/cache
 PIP_INDEX ?= $(shell pip config get global.index-url 2>/dev/null)
 COLLECTION_COPY := $(SANITY_ROOT)/ansible_collections/onprem/torchrun
 
-.PHONY: help deps venv demo sandbox sandbox-down sandbox-status lint sanity unit integration molecule test test-slow build bench readme gpu-check clean
+.PHONY: help deps venv demo sandbox sandbox-down sandbox-status lint sanity unit integration molecule test test-slow build bench readme gpu-check test-runbooks clean
 
 help:  ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -95,6 +95,9 @@ gpu-check: venv  ## On a GPU host (root): GPU facts, driver, torch.cuda, NCCL al
 
 bench: venv deps  ## Benchmarks (bench/): connectivity check time vs cluster size (boots 2, 4, 8 nodes)
 	$(PYTHON) bench/connectivity.py
+
+test-runbooks: venv deps  ## Run every command of docs/runbooks against the sandbox (about 10 minutes; not in `make test`)
+	pytest -q tests/runbooks
 
 readme: venv  ## Regenerate the README's common-mistakes table from tests/integration/preflight_cases.yml
 	$(PYTHON) tests/integration/catalogue.py

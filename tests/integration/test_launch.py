@@ -131,6 +131,15 @@ def test_stop_saves_a_checkpoint_and_ends_every_unit_quickly(cluster):
         assert saved >= int(start) - 1  # each node's local rank 0 wrote its copy on the way out
 
 
+def test_launch_with_settings_setup_did_not_install_is_refused(cluster):
+    before = {node: prop(node, "InvocationID") for node in ("node1", "node2")}
+    proc = playbook("launch", {"torchrun_script_args": ["--epochs", "7"]})
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0
+    assert "node1: /etc/systemd/system/torchrun-train.service differ from this run's settings" in out, out[-3000:]
+    assert {node: prop(node, "InvocationID") for node in ("node1", "node2")} == before
+
+
 def test_master_port_taken_is_refused_before_any_node_starts(cluster):
     on("node1", "systemd-run --unit=squatter --collect -p RuntimeMaxSec=120 /usr/bin/python3 -c "
                 "'import socket,time; s=socket.create_server((\"0.0.0.0\", 29500)); time.sleep(120)'")

@@ -1,0 +1,110 @@
+"""Every command of the runbooks (docs/runbooks/*.md) runs against the sandbox.
+
+The `bash` blocks of a runbook run in order as one script (`set -euo pipefail`) from the
+checkout, with `inventories/lab` swapped for `inventories/sandbox`. SETUP puts the sandbox in the
+runbook's situation first (the runbook's `<!-- test-setup: ... -->` comment says the same in
+words); CHECKS are what the runbook says you see when it worked. The runbooks share one 2-node
+sandbox and run in the order of RUNBOOKS. Needs root: `make test-runbooks`.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "sandbox"))
+import sandbox  # noqa: E402
+
+DOCS = ROOT / "docs" / "runbooks"
+BIN = Path(sys.executable).parent
+ENV = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", PATH="%s:%s" % (BIN, os.environ["PATH"]))
+SLOW_JOB = '{"launcher_wait": false, "torchrun_script_args": ["--epochs", "300", "--sleep-per-epoch", "0.5"]}'
+
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")
+
+
+def blocks(path):
+    """The runbook's bash blocks, in order, for the sandbox."""
+    found = re.findall(r"^```bash\n(.*?)^```$", path.read_text(), flags=re.S | re.M)
+    return [block.replace("inventories/lab", "inventories/sandbox") for block in found]
+
+
+def shell(script, timeout=1800):
+    proc = subprocess.run(["bash", "-c", "set -euo pipefail\n" + script], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def on(node, command):
+    return subprocess.run(sandbox.ssh_command(node) + [command], capture_output=True, text=True, timeout=120, check=False)
+
+
+def launch_and_hang():
+    rc, out = shell("ansible-playbook playbooks/setup.yml -i inventories/sandbox -e '{0}' --tags launcher\n"
+                    "ansible-playbook playbooks/launch.yml -i inventories/sandbox -e '{0}'".format(SLOW_JOB))
+    assert rc == 0, out[-3000:]
+    deadline = time.monotonic() + 120
+    this_run = ("journalctl -o cat _SYSTEMD_UNIT=torchrun-train.service "
+                "_SYSTEMD_INVOCATION_ID=$(systemctl show -p InvocationID --value torchrun-train.service)")
+    # Two epochs of this run (it may resume from an earlier run's checkpoint).
+    while len(re.findall(r"epoch [0-9]+/300", on("node1", this_run).stdout)) < 2:
+        assert time.monotonic() < deadline, "the job did not start training"
+        time.sleep(1)
+    # One worker of node2 stops dead: every other rank now waits in a collective for it.
+    worker = on("node2", "pgrep -P $(systemctl show -p MainPID --value torchrun-train.service) | head -n 1").stdout.strip()
+    assert worker, "no worker on node2"
+    on("node2", "kill -STOP %s" % worker)
+
+
+SETUP = {"job-hangs.md": launch_and_hang}
+CHECKS = {
+    "first-bring-up.md": ["node1: PID 1 is systemd, node rank 0", "preflight: 2 node(s) in group trainers", "health check: PASS", "success"],
+    "launch-watch-stop.md": ["train-rank0-node1.log", "train-rank1-node2.log", "inactive"],
+    "job-hangs.md": ["node2 (node 1): 2 worker(s)", "health check: PASS"],
+}
+
+
+def stacks_of_every_rank():
+    # py-spy saw every running rank inside the training script (the stopped one may not answer).
+    dumps = sorted((ROOT / "torchrun-logs").glob("train-stack-rank*-node*.txt"))
+    assert [p.name for p in dumps] == ["train-stack-rank%d-node%d.txt" % (r, r // 2 + 1) for r in range(4)]
+    assert sum("lightning_synthetic.py" in p.read_text() for p in dumps) >= 3, [p.read_text()[:500] for p in dumps]
+
+
+AFTER = {"job-hangs.md": stacks_of_every_rank}
+RUNBOOKS = ["first-bring-up.md", "launch-watch-stop.md", "job-hangs.md"]
+
+
+def test_every_runbook_is_run_here():
+    assert sorted(RUNBOOKS) == sorted(p.name for p in DOCS.glob("*.md") if p.name != "README.md")
+    for name in RUNBOOKS:
+        assert blocks(DOCS / name), "%s has no bash block" % name
+        assert "<!-- test-setup:" in (DOCS / name).read_text(), "%s does not say what its test sets up" % name
+
+
+@pytest.fixture(scope="module")
+def sandbox_cluster():
+    subprocess.run([sys.executable, sandbox.__file__, "down"], capture_output=True, check=False)
+    up = subprocess.run([sys.executable, sandbox.__file__, "up", "--nodes", "2"], capture_output=True, text=True, check=False)
+    assert up.returncode == 0, up.stderr
+    yield
+    shell("ansible-playbook playbooks/stop.yml -i inventories/sandbox || true; rm -rf torchrun-logs torchrun-healthcheck.json")
+    subprocess.run([sys.executable, sandbox.__file__, "down"], capture_output=True, check=False)
+
+
+@pytest.mark.parametrize("name", RUNBOOKS)
+def test_runbook_commands_work_on_the_sandbox(sandbox_cluster, name):
+    if name in SETUP:
+        SETUP[name]()
+    rc, out = shell("\n".join(blocks(DOCS / name)))
+    assert rc == 0, out[-4000:]
+    for seen in CHECKS[name]:
+        assert seen in out, "%s: %r not in the output\n%s" % (name, seen, out[-4000:])
+    if name in AFTER:
+        AFTER[name]()
