@@ -99,8 +99,9 @@ bench: venv deps  ## Benchmarks (bench/): connectivity check time vs cluster siz
 test-runbooks: venv deps  ## Run every command of docs/runbooks against the sandbox (about 10 minutes; not in `make test`)
 	pytest -q tests/runbooks
 
-readme: venv  ## Regenerate the README's common-mistakes table from tests/integration/preflight_cases.yml
+readme: venv  ## Regenerate the README's common-mistakes table (from the preflight catalogue) and the roles' variable tables (from their specs)
 	$(PYTHON) tests/integration/catalogue.py
+	$(PYTHON) tests/role_docs.py
 
 build: venv  ## Build the collection tarball into build/
 	mkdir -p build

@@ -25,3 +25,12 @@ def test_catalogue_cases_are_well_formed():
         assert case["message"].split(":")[0].split(",")[0] in ("node1", "node2", "inventory", "controller") \
             or case["message"].startswith("value of "), case["message"]
         assert set(case.get("setup") or {}) == set(case.get("cleanup") or {}), "every setup needs its cleanup"
+
+
+def test_role_readmes_are_generated_from_their_specs():
+    spec_ = importlib.util.spec_from_file_location("role_docs", ROOT / "tests" / "role_docs.py")
+    role_docs = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(role_docs)
+    assert role_docs.main(["--check"]) == 0, "a role README is stale: run `make readme`"
+    for readme in (ROOT / "roles").glob("*/README.md"):
+        assert "| variable | type | default | description |" in readme.read_text() or "No variables" in readme.read_text()
