@@ -615,6 +615,21 @@ def cmd_reboot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fail(args: argparse.Namespace) -> int:
+    """A server dies for good: the node is cut off at once and its disk is gone. `up` then boots
+    a blank replacement under the same name and address, with a new SSH host key."""
+    preflight()
+    with locked():
+        if args.node not in existing_nodes():
+            raise SandboxError("%s is not a node of the sandbox" % args.node)
+        pid = pid_alive(node_dir(args.node) / "pid", "-M " + args.node + " ")
+        if pid:
+            os.kill(pid, signal.SIGKILL)  # no clean poweroff: the machine's processes die with their cgroups
+        stop_node(args.node)
+    log("%s failed: powered off, disk gone; `up` boots a blank replacement" % args.node)
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     names = existing_nodes()
     if not names:
@@ -673,6 +688,9 @@ def main(argv: list[str] | None = None) -> int:
     reboot = sub.add_parser("reboot", help="power a node off and boot it again, keeping its disk")
     reboot.add_argument("node")
     reboot.set_defaults(func=cmd_reboot)
+    fail = sub.add_parser("fail", help="kill a node and drop its disk, as a dead server (up replaces it)")
+    fail.add_argument("node")
+    fail.set_defaults(func=cmd_fail)
     sub.add_parser("status", help="show the nodes").set_defaults(func=cmd_status)
     image = sub.add_parser("image", help="build the cached image")
     image.add_argument("--force", action="store_true")
