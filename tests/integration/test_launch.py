@@ -63,8 +63,8 @@ def current_log(node):
               % (UNIT, UNIT)).stdout
 
 
-def launch_and_join():
-    ok(playbook("launch", {"launcher_wait": False}))
+def launch_and_join(extra=None):
+    ok(playbook("launch", dict({"launcher_wait": False}, **(extra or {}))))
     # Training has begun on every rank once rank 0 logs an epoch of this run.
     assert wait_for(lambda: re.search(r"\] epoch [0-9]+/300", current_log("node1")), 120) is not None
 
@@ -172,7 +172,7 @@ def test_agent_sigkill_leaves_no_orphaned_workers(cluster):
 def test_static_peer_killed_the_master_fails_fast(cluster):
     ok(playbook("setup", {"launcher_restart": "no"}))
     try:
-        launch_and_join()
+        launch_and_join({"launcher_restart": "no"})
         on("node2", "systemctl kill --signal=KILL %s" % UNIT)
         took = wait_for(lambda: prop("node1", "ActiveState") in ("inactive", "failed"), 300, step=0.5)
         print("static mode, node2 killed: node1's unit ended after %s s" % (took and round(took, 1)))
@@ -192,6 +192,7 @@ def test_crash_restarts_every_node_and_resumes_from_the_checkpoint(cluster):
         ok(playbook("launch", job))
         assert wait_for(lambda: re.search(r"\] epoch 3/12", current_log("node1")), 120) is not None
         start = time.monotonic()
+        before = {node: prop(node, "InvocationID") for node in ("node1", "node2")}
         on("node2", "systemctl kill --signal=KILL %s" % UNIT)
         # Both units fail, systemd restarts each after RestartSec, the static rendezvous re-forms.
         done = wait_for(lambda: "final:" in current_log("node1"), 300, step=1)
@@ -199,8 +200,10 @@ def test_crash_restarts_every_node_and_resumes_from_the_checkpoint(cluster):
         print("crash of node2 at epoch 3: job finished %.0f s later, after a restart" % (time.monotonic() - start))
         final = re.search(r"final: world_size=4 nodes=2 epochs=12 loss=[0-9.]+ resumed_after_epochs=([0-9]+)", current_log("node1"))
         assert final and int(final.group(1)) >= 1, current_log("node1")  # resumed, not from step 0
+        # Each unit ran again: systemd's Restart= is the only thing here that starts them. (NRestarts
+        # read 0 on node2 twice in CI although its unit had run again; not understood yet.)
         for node in ("node1", "node2"):
-            assert int(prop(node, "NRestarts")) >= 1
+            assert prop(node, "InvocationID") not in ("", before[node]), node
     finally:
         ok(playbook("stop"))
         ok(playbook("setup"))
