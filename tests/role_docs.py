@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 
 ROLES = Path(__file__).resolve().parents[1] / "roles"
-MARKUP = re.compile(r"\b[CMOVRIBL]\(([^)]*)\)")
+# C(), M(), O()...; the text may hold one level of parentheses, as in C(torch.cuda.is_available()).
+MARKUP = re.compile(r"\b[CMOVRIBL]\(((?:[^()]|\([^()]*\))*)\)")
 
 
 def words(text):
@@ -45,7 +46,9 @@ def render(role):
         for para in paragraphs(spec.get("description")):
             lines += [para, ""]
         options = spec.get("options") or {}
-        if options:
+        if entry != "main" and options == (specs["main"].get("options") or {}):
+            lines += ["Takes the same variables as the role's main entry point.", ""]
+        elif options:
             lines += ["| variable | type | default | description |", "| --- | --- | --- | --- |"]
             for name, option in options.items():
                 kind = option.get("type", "")
