@@ -93,8 +93,13 @@ test-slow: venv deps  ## Slow scenarios, not in `make test`: the CUDA toolkit fr
 gpu-check: venv  ## On a GPU host (root): GPU facts, driver, torch.cuda, NCCL all_reduce, with connection local
 	ansible-playbook playbooks/gpu_check.yml $(if $(PIP_INDEX),-e pytorch_index_url=$(PIP_INDEX))
 
-bench: venv deps  ## Benchmarks (bench/): connectivity check time vs cluster size (boots 2, 4, 8 nodes)
-	$(PYTHON) bench/connectivity.py
+bench: venv deps $(VENV)/.bench-installed  ## Benchmarks (bench/, ~40 min, boots up to 16 nodes): docs/benchmarks/results.md and .png; BENCH_ARGS="--only scale --sizes 2,4"
+	$(SANDBOX) wheelhouse -r sandbox/wheelhouse.txt
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+$(VENV)/.bench-installed: $(VENV)/.installed requirements/bench.txt
+	$(BIN)/python -m pip install --quiet -r requirements/bench.txt
+	touch $@
 
 test-runbooks: venv deps  ## Run every command of docs/runbooks against the sandbox (about 10 minutes; not in `make test`)
 	pytest -q tests/runbooks

@@ -12,6 +12,9 @@ no route out: they get Debian packages and Python wheels from the host over the 
     sandbox.py status           one line per node; exit 1 when a node is not up
     sandbox.py image            build (or rebuild) the cached image only
     sandbox.py wheelhouse -r F  download the wheels in requirements file F for the nodes
+    sandbox.py seed NODE        keep NODE's changes to the image as a seed layer (benchmarks)
+    sandbox.py up --seed ...    boot the nodes on the image plus that layer: what NODE installed
+                                (packages, the venv) is there on every node without a download
 
 Standard library only: it runs with the host's python3 before any venv exists.
 """
@@ -423,16 +426,36 @@ def hosts_file(name: str, names: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def seed_dir() -> Path:
+    return CACHE / "seed"
+
+
+# What makes a node itself: left out of a seed, written again when each node is created.
+SEED_EXCLUDES = ("/etc/hostname", "/etc/hosts", "/etc/machine-id", "/etc/ssh/ssh_host_*", "/root/.ssh",
+                 "/etc/systemd/network/10-host0.network", "/var/log/journal", "/var/lib/systemd/random-seed")
+
+
+def lower_layers(name: str) -> str:
+    """The read-only layers of the node's root, top first: the seed when the node was made with one."""
+    layers = [image_dir()]
+    if (node_dir(name) / "seeded").exists():
+        layers.insert(0, seed_dir())
+    return ":".join(str(layer) for layer in layers)
+
+
 def mount_root(name: str) -> Path:
     base = node_dir(name)
     for sub in ("upper", "work", "root"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     run(["mount", "-t", "overlay", "overlay", "-o",
-         "lowerdir=%s,upperdir=%s,workdir=%s" % (image_dir(), base / "upper", base / "work"), str(base / "root")])
+         "lowerdir=%s,upperdir=%s,workdir=%s" % (lower_layers(name), base / "upper", base / "work"), str(base / "root")])
     return base / "root"
 
 
-def start_node(name: str, names: list[str], pubkey: str) -> subprocess.Popen:
+def start_node(name: str, names: list[str], pubkey: str, seeded: bool = False) -> subprocess.Popen:
+    if seeded:
+        node_dir(name).mkdir(parents=True, exist_ok=True)
+        (node_dir(name) / "seeded").write_text("")
     root = mount_root(name)
     (root / "etc" / "hostname").write_text(name + "\n")
     (root / "etc" / "hosts").write_text(hosts_file(name, names))
@@ -551,6 +574,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             for name in existing_nodes():
                 stop_node(name)
             build_image(sources)
+        if args.seed and not seed_current(sources):
+            raise SandboxError("no seed layer for the current image; `seed NODE` makes one from a set-up node")
         pubkey = ensure_key()
         ensure_bridge()
         ensure_proxy(sources)
@@ -563,9 +588,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             if node_running(name):
                 continue
             stop_node(name)  # leftovers of a crash or a killed run
-            started[name] = start_node(name, nodes, pubkey)
+            started[name] = start_node(name, nodes, pubkey, seeded=args.seed and name != "outsider")
         write_known_hosts(wanted)
-        deadline = time.monotonic() + BOOT_TIMEOUT
+        deadline = time.monotonic() + BOOT_TIMEOUT + 3 * len(started)  # two cores boot 17 nodes slowly
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(lambda n: wait_ready(n, started[n], deadline), started))
         write_inventory(Path(args.inventory), nodes)
@@ -630,6 +655,36 @@ def cmd_fail(args: argparse.Namespace) -> int:
     return 0
 
 
+def seed_current(sources: list[dict]) -> bool:
+    stamp = seed_dir() / ".sandbox-recipe"
+    return stamp.is_file() and stamp.read_text().strip() == image_recipe(sources)
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    """Copy what a node changed on the image (its overlay's upper layer) into the seed layer.
+
+    Whiteouts and opaque folders are kept (rsync -aHAX as root), so the seed stacks between the
+    image and a new node's own layer as the node's upper layer did. The node keeps running; copy
+    it when it is idle (after a converge).
+    """
+    preflight()
+    sources = apt_sources()
+    with locked():
+        if args.node not in existing_nodes() or not node_running(args.node):
+            raise SandboxError("%s is not running" % args.node)
+        if (node_dir(args.node) / "seeded").exists():
+            raise SandboxError("%s was itself made from the seed; seed from a node made without it" % args.node)
+        tmp = CACHE / "seed.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        excludes = [arg for path in SEED_EXCLUDES for arg in ("--exclude", path)]
+        run(["rsync", "-aHAX", *excludes, str(node_dir(args.node) / "upper") + "/", str(tmp) + "/"])
+        (tmp / ".sandbox-recipe").write_text(image_recipe(sources) + "\n")
+        shutil.rmtree(seed_dir(), ignore_errors=True)
+        tmp.rename(seed_dir())
+    log("seed layer from %s in %s" % (args.node, seed_dir()))
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     names = existing_nodes()
     if not names:
@@ -681,6 +736,7 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="boot node1..nodeN and the outsider")
     up.add_argument("--nodes", default="2", help="number of cluster nodes (1..%d)" % MAX_NODES)
     up.add_argument("--inventory", default=str(DEFAULT_INVENTORY))
+    up.add_argument("--seed", action="store_true", help="boot new nodes on the seed layer as well (see `seed`)")
     up.set_defaults(func=cmd_up)
     down = sub.add_parser("down", help="stop every node, the proxy and the bridge")
     down.add_argument("--inventory", default=str(DEFAULT_INVENTORY))
@@ -691,6 +747,9 @@ def main(argv: list[str] | None = None) -> int:
     fail = sub.add_parser("fail", help="kill a node and drop its disk, as a dead server (up replaces it)")
     fail.add_argument("node")
     fail.set_defaults(func=cmd_fail)
+    seed = sub.add_parser("seed", help="keep a set-up node's changes as a layer new nodes can boot on")
+    seed.add_argument("node")
+    seed.set_defaults(func=cmd_seed)
     sub.add_parser("status", help="show the nodes").set_defaults(func=cmd_status)
     image = sub.add_parser("image", help="build the cached image")
     image.add_argument("--force", action="store_true")

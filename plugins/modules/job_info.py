@@ -24,6 +24,13 @@ options:
     description: How many journal lines of the latest run to return.
     type: int
     default: 5
+  wait_for_workers:
+    description:
+      - Up to this many seconds, look again every 0.2 s on the node until the agent has workers
+        or the run is over, then report. A launch learns that every rank has joined within
+        0.2 s of it, without a round trip per look. V(0) reads once.
+    type: float
+    default: 0
 extends_documentation_fragment:
   - onprem.torchrun.cluster.read_only
 """
@@ -89,6 +96,7 @@ log:
 """
 
 import os
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -148,13 +156,20 @@ def to_int(value):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(job=dict(type="str", required=True), log_lines=dict(type="int", default=5)),
+        argument_spec=dict(job=dict(type="str", required=True), log_lines=dict(type="int", default=5),
+                           wait_for_workers=dict(type="float", default=0)),
         supports_check_mode=True,
     )
     unit = "torchrun-%s.service" % module.params["job"]
-    props = show(module, unit)
-    pid = to_int(props.get("MainPID"))
-    state = props.get("ActiveState", "")
+    deadline = time.monotonic() + module.params["wait_for_workers"]
+    while True:
+        props = show(module, unit)
+        pid = to_int(props.get("MainPID"))
+        state = props.get("ActiveState", "")
+        workers = children(pid)
+        if workers > 0 or state not in RUNNING or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
     module.exit_json(
         changed=False,
         unit=unit,
@@ -165,7 +180,7 @@ def main():
         exit_status=to_int(props.get("ExecMainStatus")),
         restarts=to_int(props.get("NRestarts")),
         main_pid=pid,
-        workers=children(pid),
+        workers=workers,
         started=props.get("ActiveEnterTimestamp", ""),
         finished=state not in RUNNING,
         log=journal(module, unit, props.get("InvocationID", ""), module.params["log_lines"]),

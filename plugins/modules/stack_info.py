@@ -70,26 +70,36 @@ from ansible.module_utils.basic import AnsibleModule
 
 NONE = "none"
 
-# Runs inside the venv; prints one JSON object. Never imports CUDA state beyond version queries.
+# Runs inside the venv; prints one JSON object. Reads package metadata and torch/version.py
+# rather than importing torch (seconds per node at every launch); imports torch only for the
+# NCCL version of a CUDA build that does not take NCCL from an nvidia-nccl-cu* distribution.
 VENV_PROBE = r"""
-import json, sys
-from importlib import metadata
-out = {"python": sys.version.split()[0]}
+import json, os, re, sys
+from importlib import metadata, util
+out = {"python": sys.version.split()[0], "torch_cuda": "none", "torch_nccl": "none"}
 for name in ["torch", "lightning"] + sys.argv[1:]:
     try:
         out[name] = metadata.version(name)
     except metadata.PackageNotFoundError:
         out[name] = "none"
-try:
-    import torch
-    out["torch"] = torch.__version__
-    out["torch_cuda"] = torch.version.cuda or "none"
+spec = util.find_spec("torch") if out["torch"] != "none" else None
+if spec is not None and spec.origin:
     try:
-        out["torch_nccl"] = ".".join(str(part) for part in torch.cuda.nccl.version())
-    except Exception:
-        out["torch_nccl"] = "none"
-except ImportError:
-    out["torch_cuda"] = out["torch_nccl"] = "none"
+        with open(os.path.join(os.path.dirname(spec.origin), "version.py"), encoding="utf-8") as handle:
+            match = re.search(r"^cuda\s*(?::[^=\n]*)?=\s*['\"]([^'\"]+)['\"]", handle.read(), re.M)
+        out["torch_cuda"] = match.group(1) if match else "none"
+    except OSError:
+        pass
+    if out["torch_cuda"] != "none":
+        nccl = [d.version for d in metadata.distributions() if (d.metadata["Name"] or "").lower().startswith("nvidia-nccl-cu")]
+        if nccl:
+            out["torch_nccl"] = nccl[0]
+        else:
+            try:
+                import torch
+                out["torch_nccl"] = ".".join(str(part) for part in torch.cuda.nccl.version())
+            except Exception:
+                pass
 print(json.dumps(out))
 """
 

@@ -140,6 +140,24 @@ def test_launch_with_settings_setup_did_not_install_is_refused(cluster):
     assert {node: prop(node, "InvocationID") for node in ("node1", "node2")} == before
 
 
+def test_a_launch_starts_even_after_the_unit_hit_its_start_limit(cluster):
+    # Started and stopped by hand until systemd refuses ("Start request repeated too quickly"):
+    # where an operator ends who launches and stops a few times within the start-limit interval
+    # (a stopped torchrun exits 1, a failure). Both nodes at once.
+    loop = "for i in 1 2 3 4; do systemctl start %s || break; sleep 3; systemctl stop %s; done" % (UNIT, UNIT)
+    hands = [subprocess.Popen(sandbox.ssh_command(node) + [loop], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for node in ("node1", "node2")]
+    for hand in hands:
+        hand.wait(timeout=120)
+    for node in ("node1", "node2"):
+        refused = on(node, "journalctl -u %s -n 3 -o cat --no-pager" % UNIT).stdout
+        assert "Start request repeated too quickly" in refused, refused
+    ok(playbook("launch", {"launcher_wait": False}))
+    for node in ("node1", "node2"):
+        assert prop(node, "ActiveState") == "active"
+    ok(playbook("stop"))
+
+
 def test_master_port_taken_is_refused_before_any_node_starts(cluster):
     on("node1", "systemd-run --unit=squatter --collect -p RuntimeMaxSec=120 /usr/bin/python3 -c "
                 "'import socket,time; s=socket.create_server((\"0.0.0.0\", 29500)); time.sleep(120)'")

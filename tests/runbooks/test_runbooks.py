@@ -31,7 +31,9 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs roo
 
 
 # The example lab's names, as the sandbox spells them.
-SWAPS = (("inventories/lab", "inventories/sandbox"), ("gpu-node-", "node"))
+SWAPS = (("inventories/lab", "inventories/sandbox"), ("gpu-node-", "node"), ("wheels.lab.internal", sandbox.HOST_ADDR))
+AIRGAP_LEFTOVERS = "wheelhouse airgap-http.log inventories/sandbox/group_vars/trainers.yml"
+AIRGAP_SERVER = "http.server 8000 --bind " + sandbox.HOST_ADDR
 PIECE = re.compile(r"^```bash\n(.*?)^```$|<!-- test-step: (.*?) -->", flags=re.S | re.M)
 
 
@@ -75,7 +77,20 @@ def launch_and_hang():
     on("node2", "kill -STOP %s" % worker)
 
 
-SETUP = {"job-hangs.md": launch_and_hang}
+def lightning_before_upgrade():
+    rc, out = shell("ansible-playbook playbooks/setup.yml -i inventories/sandbox -e pytorch_lightning_version=2.6.5")
+    assert rc == 0, out[-3000:]
+
+
+def bare_nodes():
+    for command in ("down", "up"):
+        proc = subprocess.run([sys.executable, sandbox.__file__, command] + (["--nodes", "2"] if command == "up" else []),
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stderr
+
+
+SETUP = {"job-hangs.md": launch_and_hang, "upgrade-one-node-at-a-time.md": lightning_before_upgrade,
+         "air-gapped-install.md": bare_nodes}
 CHECKS = {
     "first-bring-up.md": ["node1: PID 1 is systemd, node rank 0", "preflight: 2 node(s) in group trainers", "health check: PASS", "success"],
     "launch-watch-stop.md": ["train-rank0-node1.log", "train-rank1-node2.log", "inactive"],
@@ -84,6 +99,9 @@ CHECKS = {
     "replace-a-failed-node.md": ["UNREACHABLE", "a node does not answer", "node3: PID 1 is systemd, node rank 2",
                                  "health check: PASS (gloo, 6 processes on 3 nodes"],
     "two-jobs.md": ["torchrun-eval", "success"],
+    "upgrade-one-node-at-a-time.md": ["node1: {'torch': '2.13.0+cpu', 'lightning': '2.6.6'", "2.13.0+cpu 2.6.6",
+                                      "stack: the 2 node(s) run the same versions", "success"],
+    "air-gapped-install.md": ["node1 | SUCCESS", "node2 | SUCCESS", "stack: the 2 node(s) run the same versions", "success"],
 }
 
 
@@ -107,9 +125,28 @@ def eval_job_moved_port():
     assert "29520" in rules and "29510" not in rules, rules
 
 
-AFTER = {"job-hangs.md": stacks_of_every_rank, "two-jobs.md": eval_job_moved_port}
+def every_node_upgraded():
+    for node in ("node1", "node2"):
+        assert on(node, "/opt/torchrun/venv/bin/pip show lightning").stdout.count("Version: 2.6.6") == 1
+
+
+def wheels_came_from_the_wheelhouse():
+    try:
+        served = (ROOT / "airgap-http.log").read_text()
+        for node in ("node1", "node2"):
+            assert '%s - - ' % sandbox.address_of(node) in served and "GET /torch-2.13.0" in served, served[-2000:]
+    finally:
+        shell(airgap_cleanup())
+
+
+def airgap_cleanup():
+    return "pkill -f '%s' || true; rm -rf %s" % (AIRGAP_SERVER, AIRGAP_LEFTOVERS)
+
+
+AFTER = {"job-hangs.md": stacks_of_every_rank, "two-jobs.md": eval_job_moved_port,
+         "upgrade-one-node-at-a-time.md": every_node_upgraded, "air-gapped-install.md": wheels_came_from_the_wheelhouse}
 RUNBOOKS = ["first-bring-up.md", "launch-watch-stop.md", "job-hangs.md", "add-a-node.md", "replace-a-failed-node.md",
-            "two-jobs.md"]
+            "two-jobs.md", "upgrade-one-node-at-a-time.md", "air-gapped-install.md"]
 
 
 def test_every_runbook_is_run_here():
@@ -126,7 +163,7 @@ def sandbox_cluster():
     assert up.returncode == 0, up.stderr
     yield
     shell("ansible-playbook playbooks/stop.yml -i inventories/sandbox || true; "
-          "rm -rf torchrun-logs torchrun-healthcheck.json torchrun-checkpoint")
+          "rm -rf torchrun-logs torchrun-healthcheck.json torchrun-checkpoint; " + airgap_cleanup())
     subprocess.run([sys.executable, sandbox.__file__, "down"], capture_output=True, check=False)
 
 

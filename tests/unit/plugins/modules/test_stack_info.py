@@ -1,6 +1,7 @@
 """stack_info's readers: driver, nvcc and nvidia-smi output, and its probe run in a real venv."""
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -50,3 +51,31 @@ def test_venv_probe_reports_python_and_named_packages():
     assert report["pytest"] == metadata.version("pytest")
     assert report["no-such-dist"] == "none"
     assert set(report) >= {"torch", "torch_cuda", "torch_nccl", "lightning"}
+
+
+def fake_torch(root, cuda, nccl=None):
+    """A site folder with torch's metadata and version.py (a CUDA build, or CPU with cuda None)."""
+    (root / "torch").mkdir(parents=True)
+    (root / "torch" / "__init__.py").write_text("raise RuntimeError('the probe must not import torch')\n")
+    (root / "torch" / "version.py").write_text(
+        "from typing import Optional\n__version__ = '2.13.0'\ncuda: Optional[str] = %s\n" % (repr(cuda) if cuda else "None"))
+    dists = [("torch", "2.13.0+%s" % ("cu" + cuda.replace(".", "") if cuda else "cpu"))] + ([("nvidia-nccl-cu12", nccl)] if nccl else [])
+    for name, version in dists:
+        info = root / ("%s-%s.dist-info" % (name.replace("-", "_"), version))
+        info.mkdir()
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (name, version))
+
+
+def probe(site):
+    env = dict(os.environ, PYTHONPATH=str(site))
+    return json.loads(subprocess.run([sys.executable, "-c", stack_info.VENV_PROBE], env=env, capture_output=True, text=True,
+                                     check=True).stdout)
+
+
+def test_venv_probe_reads_torch_builds_without_importing_torch(tmp_path):
+    fake_torch(tmp_path / "gpu", "12.8", nccl="2.27.5")
+    assert {k: v for k, v in probe(tmp_path / "gpu").items() if k.startswith("torch")} == {
+        "torch": "2.13.0+cu128", "torch_cuda": "12.8", "torch_nccl": "2.27.5"}
+    fake_torch(tmp_path / "cpu", None)
+    assert {k: v for k, v in probe(tmp_path / "cpu").items() if k.startswith("torch")} == {
+        "torch": "2.13.0+cpu", "torch_cuda": "none", "torch_nccl": "none"}
