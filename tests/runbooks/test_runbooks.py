@@ -99,7 +99,7 @@ CHECKS = {
     "replace-a-failed-node.md": ["UNREACHABLE", "a node does not answer", "node3: PID 1 is systemd, node rank 2",
                                  "health check: PASS (gloo, 6 processes on 3 nodes"],
     "two-jobs.md": ["torchrun-eval", "success"],
-    "upgrade-one-node-at-a-time.md": ["node1: {'torch': '2.13.0+cpu', 'lightning': '2.6.6'", "2.13.0+cpu 2.6.6",
+    "upgrade-one-node-at-a-time.md": ["node1 | CHANGED | rc=0 >> 2.13.0+cpu 2.6.6", "node2 | CHANGED | rc=0 >> 2.13.0+cpu 2.6.6",
                                       "stack: the 2 node(s) run the same versions", "success"],
     "air-gapped-install.md": ["node1 | SUCCESS", "node2 | SUCCESS", "stack: the 2 node(s) run the same versions", "success"],
 }
