@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs roo
 # The example lab's names, as the sandbox spells them.
 SWAPS = (("inventories/lab", "inventories/sandbox"), ("gpu-node-", "node"), ("wheels.lab.internal", sandbox.HOST_ADDR))
 AIRGAP_LEFTOVERS = "wheelhouse airgap-http.log inventories/sandbox/group_vars/trainers.yml"
-AIRGAP_SERVER = "http.server 8000 --bind " + sandbox.HOST_ADDR
+AIRGAP_SERVER = "[h]ttp.server 8000 --bind " + sandbox.HOST_ADDR  # [h]: pkill -f must not match its own shell
 PIECE = re.compile(r"^```bash\n(.*?)^```$|<!-- test-step: (.*?) -->", flags=re.S | re.M)
 
 
