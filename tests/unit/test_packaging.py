@@ -67,3 +67,15 @@ def test_lab_inventory_describes_the_example_cluster():
     assert first["torchrun_master_port"] == 50000
     assert not first["torchrun_collective_port_range"][0] <= 50000 <= first["torchrun_collective_port_range"][1]
     assert first["torchrun_nproc_per_node"] == 8
+
+
+def test_changelog_releases_the_version_galaxy_yml_names():
+    version = yaml.safe_load((ROOT / "galaxy.yml").read_text())["version"]
+    releases = yaml.safe_load((ROOT / "changelogs" / "changelog.yaml").read_text())["releases"]
+    assert version in releases, "galaxy.yml says %s; changelogs/changelog.yaml releases %s" % (version, sorted(releases))
+    newest = max(releases, key=lambda v: tuple(int(p) for p in v.split(".")))
+    assert newest == version, "the newest release %s is not galaxy.yml's %s" % (newest, version)
+    assert releases[version]["changes"].get("release_summary"), "release %s has no summary" % version
+    text = (ROOT / "CHANGELOG.rst").read_text()
+    assert "v%s\n" % version in text, "CHANGELOG.rst is not generated from changelog.yaml (antsibull-changelog generate)"
+    run([BIN / "antsibull-changelog", "lint"], cwd=ROOT)
