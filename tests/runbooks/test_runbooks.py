@@ -83,9 +83,10 @@ def lightning_before_upgrade():
 
 
 def bare_nodes():
-    for command in ("down", "up"):
-        proc = subprocess.run([sys.executable, sandbox.__file__, command] + (["--nodes", "2"] if command == "up" else []),
-                              capture_output=True, text=True, check=False)
+    """A new 2-node sandbox booted from the bare image: what the runbooks start from, and the
+    air-gapped install's nodes with nothing of ours on them."""
+    for args in (["down"], ["up", "--nodes", "2"]):
+        proc = subprocess.run([sys.executable, sandbox.__file__, *args], capture_output=True, text=True, check=False)
         assert proc.returncode == 0, proc.stderr
 
 
@@ -158,9 +159,7 @@ def test_every_runbook_is_run_here():
 
 @pytest.fixture(scope="module")
 def sandbox_cluster():
-    subprocess.run([sys.executable, sandbox.__file__, "down"], capture_output=True, check=False)
-    up = subprocess.run([sys.executable, sandbox.__file__, "up", "--nodes", "2"], capture_output=True, text=True, check=False)
-    assert up.returncode == 0, up.stderr
+    bare_nodes()
     yield
     shell("ansible-playbook playbooks/stop.yml -i inventories/sandbox || true; "
           "rm -rf torchrun-logs torchrun-healthcheck.json torchrun-checkpoint; " + airgap_cleanup())
