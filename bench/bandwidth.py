@@ -16,12 +16,12 @@ import json
 import tempfile
 from pathlib import Path
 
-from common import ROOT, BenchError, cluster, log, median, on_all, playbook, put, result, sb, ssh
+from common import ROOT, TORCHRUN, BenchError, cluster, log, median, on_all, playbook, put, result, sb, ssh
 
 PAIR = ["node1", "node2"]
 RAW_PORT = 52010  # in torchrun_collective_port_range: open between the nodes, free while no job runs
 IPERF_PORT = 52020
-VENV_PYTHON = "/opt/torchrun/venv/bin/python"
+VENV_PYTHON = TORCHRUN["torchrun_venv"] + "/bin/python"
 
 
 def healthcheck(report: Path, nbytes: int, iters: int, **extra) -> dict:

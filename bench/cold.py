@@ -12,16 +12,16 @@ package proxy's cache is warm for both (the other benchmarks fetched the same pa
 
 from __future__ import annotations
 
-import yaml
-from common import ROOT, cluster, log, on_all, playbook, put, result, sb, slowest_tasks, timed
+from common import ROOT, TORCHRUN, cluster, log, on_all, playbook, put, result, role_vars, sb, slowest_tasks, timed
 
-PACKAGES = ["python3-venv", "python3-packaging", "nftables"]
-VENV = "/opt/torchrun/venv"
+# The pytorch role's packages, and the firewall role's nftables (a node without firewalld or ufw).
+PACKAGES = role_vars("pytorch", "vars")["__pytorch_packages"] + ["nftables"]
+VENV = TORCHRUN["torchrun_venv"]
 NPROC = 2
 
 
 def pins() -> list[str]:
-    defaults = yaml.safe_load((ROOT / "roles" / "pytorch" / "defaults" / "main.yml").read_text())
+    defaults = role_vars("pytorch")
     return ["torch==" + defaults["pytorch_torch_version"], "lightning==" + defaults["pytorch_lightning_version"]] \
         + defaults["pytorch_tools"]
 
@@ -48,10 +48,11 @@ def parts(nodes: list[str]) -> dict[str, float]:
 def run() -> list[dict]:
     log("cold: the irreducible parts on bare nodes")
     times = parts(cluster(2))
-    log("cold: parts %s" % {k: round(v, 1) for k, v in times.items()})
+    rounded = {part: round(seconds, 1) for part, seconds in times.items()}
+    log("cold: parts %s" % rounded)
     log("cold: train.yml on bare nodes")
     cluster(2)
     seconds, out = playbook("train", profile=True)
     return [result("cold", "Cold converge (bare nodes to a finished job, train.yml) vs the sum of its parts",
-                   seconds, sum(times.values()), 1.3, parts={k: round(v, 1) for k, v in times.items()},
+                   seconds, sum(times.values()), 1.3, parts=rounded,
                    slowest_tasks=slowest_tasks(out, 8))]

@@ -1,7 +1,8 @@
 """What the benchmarks share: the sandbox, timed playbook runs, commands on the nodes.
 
 Every figure is wall time on this machine, taken in the same run as its baseline; only ratios are
-compared with the targets. Standard library only, apart from the plot (bench/report.py).
+compared with the targets. Standard library and PyYAML (the controller's Ansible has it), and
+matplotlib for the plot (bench/report.py).
 """
 
 from __future__ import annotations
@@ -17,12 +18,22 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "sandbox"))
 import sandbox as sb  # noqa: E402  (the sandbox's own names: addresses, ssh options)
 
 BIN = Path(sys.executable).parent
 INVENTORY = "inventories/sandbox"
+
+
+def role_vars(role: str, kind: str = "defaults") -> dict:
+    """roles/<role>/<kind>/main.yml: the collection's own settings, so the baselines do what the roles do."""
+    return yaml.safe_load((ROOT / "roles" / role / kind / "main.yml").read_text())
+
+
+TORCHRUN = role_vars("torchrun")  # torchrun_venv, torchrun_user, torchrun_job, ...
 
 
 class BenchError(Exception):
