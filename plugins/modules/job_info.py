@@ -80,6 +80,12 @@ workers:
   description: Worker processes the agent runs now.
   returned: always
   type: int
+worker_ranks:
+  description: Each worker's PID and its global rank (C(RANK) of its environment; empty when unreadable).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"pid": 4242, "rank": "0"}, {"pid": 4243, "rank": "1"}]
 started:
   description: When the unit last became active (ActiveEnterTimestamp), empty if never.
   returned: always
@@ -118,23 +124,35 @@ def show(module, unit):
 
 
 def children(pid):
-    """Count the direct children of ``pid`` (the agent's workers)."""
+    """The PIDs of the direct children of ``pid`` (the agent's workers)."""
     if pid <= 0:
-        return 0
+        return []
     try:
         with open("/proc/%d/task/%d/children" % (pid, pid)) as handle:
-            return len(handle.read().split())
+            return [int(child) for child in handle.read().split()]
     except OSError:
-        count = 0
+        found = []
         for entry in os.listdir("/proc"):
             if entry.isdigit():
                 try:
                     with open("/proc/%s/stat" % entry) as handle:
                         if int(handle.read().rsplit(")", 1)[1].split()[1]) == pid:
-                            count += 1
+                            found.append(int(entry))
                 except (OSError, IndexError, ValueError):
                     continue
-        return count
+        return sorted(found)
+
+
+def rank_of(pid, proc="/proc"):
+    """A worker's global rank, from the RANK torchrun put in its environment ('' when unreadable)."""
+    try:
+        with open("%s/%d/environ" % (proc, pid), "rb") as handle:
+            for item in handle.read().split(b"\0"):
+                if item.startswith(b"RANK="):
+                    return item[5:].decode(errors="replace")
+    except OSError:
+        pass
+    return ""
 
 
 def journal(module, unit, invocation, lines):
@@ -167,7 +185,7 @@ def main():
         pid = to_int(props.get("MainPID"))
         state = props.get("ActiveState", "")
         workers = children(pid)
-        if workers > 0 or state not in RUNNING or time.monotonic() >= deadline:
+        if workers or state not in RUNNING or time.monotonic() >= deadline:
             break
         time.sleep(0.2)
     module.exit_json(
@@ -180,7 +198,8 @@ def main():
         exit_status=to_int(props.get("ExecMainStatus")),
         restarts=to_int(props.get("NRestarts")),
         main_pid=pid,
-        workers=workers,
+        workers=len(workers),
+        worker_ranks=[{"pid": worker, "rank": rank_of(worker)} for worker in workers],
         started=props.get("ActiveEnterTimestamp", ""),
         finished=state not in RUNNING,
         log=journal(module, unit, props.get("InvocationID", ""), module.params["log_lines"]),

@@ -21,6 +21,13 @@ description:
     something on the node pre-sets them, in the systemd manager's environment, which every unit
     inherits, and C(/etc/environment), which login shells read.
   - Tells whether a file exists on the node (the training script, when it lives there).
+  - Reads the account named O(user) and whether the collection created it (its comment is
+    O(marker)), so an existing account is never taken over.
+  - Lists the firewall managers that are active (firewalld, ufw), the nftables tables that are
+    live or declared in C(/etc/nftables.conf), and the tables the collection's own rule set
+    C(/etc/torchrun/firewall.nft) declares.
+  - Lists the torchrun jobs installed on the node (C(/etc/torchrun/<job>.env)) with their master
+    port and collective range, so jobs sharing a node can be checked against each other.
 options:
   names:
     description: Environment variable names to look for.
@@ -31,6 +38,14 @@ options:
     description: A file whose existence to report in RV(path_exists). Empty reports C(true).
     type: str
     default: ""
+  user:
+    description: An account to read in RV(account). Empty reads none.
+    type: str
+    default: ""
+  marker:
+    description: The comment (GECOS) of accounts the collection created.
+    type: str
+    default: onprem.torchrun jobs
 extends_documentation_fragment:
   - onprem.torchrun.cluster.read_only
 """
@@ -64,9 +79,39 @@ path_exists:
   description: Whether O(path) is a file on the node.
   returned: always
   type: bool
+account:
+  description: The account O(user) - whether it exists, its uid and home, whether the collection made it, whether its group exists.
+  returned: always
+  type: dict
+  sample: {"name": "torchrun", "exists": true, "uid": 998, "home": "/var/lib/torchrun", "ours": true, "group_exists": true}
+firewall_active:
+  description: The firewall managers active on the node, of C(firewalld) and C(ufw).
+  returned: always
+  type: list
+  elements: str
+nft_tables:
+  description: nftables tables, live or declared in /etc/nftables.conf, as C(<family> <name>).
+  returned: always
+  type: list
+  elements: str
+  sample: ["inet filter", "inet torchrun"]
+nft_own_tables:
+  description: Names of the tables the collection's own rule set (/etc/torchrun/firewall.nft) declares.
+  returned: always
+  type: list
+  elements: str
+jobs:
+  description: The torchrun jobs installed on the node, from /etc/torchrun/<job>.env.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"job": "train", "master_port": 29500, "collective_port_range": [52000, 53999]}]
 """
 
+import glob
+import grp
 import os
+import pwd
 import re
 
 from ansible.module_utils.basic import AnsibleModule
@@ -195,6 +240,78 @@ def preset(names: list[str], manager: str, etc_environment: str) -> list[dict]:
     return found
 
 
+def account(name: str, marker: str) -> dict:
+    """The account ``name``, and whether the collection made it (its comment is ``marker``)."""
+    found = {"name": name, "exists": False, "uid": None, "home": "", "ours": False, "group_exists": False}
+    if not name:
+        return found
+    try:
+        entry = pwd.getpwnam(name)
+        found.update(exists=True, uid=entry.pw_uid, home=entry.pw_dir, ours=entry.pw_gecos.split(",")[0] == marker)
+    except KeyError:
+        pass
+    try:
+        grp.getgrnam(name)
+        found["group_exists"] = True
+    except KeyError:
+        pass
+    return found
+
+
+TABLE = re.compile(r"^\s*table\s+(ip|ip6|inet|arp|bridge|netdev)\s+([A-Za-z0-9_.-]+)", re.M)
+
+
+def declared_tables(text: str) -> list[str]:
+    """``<family> <name>`` of each table a ruleset file declares."""
+    return ["%s %s" % match for match in TABLE.findall(text)]
+
+
+def read(path: str) -> str:
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
+def installed_jobs(folder: str = "/etc/torchrun") -> list[dict]:
+    """Each job's master port and collective range from its environment file (other names are not jobs)."""
+    jobs = []
+    for path in sorted(glob.glob(os.path.join(folder, "*.env"))):
+        job = os.path.basename(path)[:-len(".env")]
+        if "." in job:  # <job>.secret.env, <job>.run.env
+            continue
+        values = assignments(read(path))
+        port = values.get("TORCHRUN_MASTER_PORT", "")
+        span = re.fullmatch(r"([0-9]+)-([0-9]+)", values.get("TORCHRUN_COLLECTIVE_PORT_RANGE", ""))
+        jobs.append({"job": job, "master_port": int(port) if port.isdigit() else None,
+                     "collective_port_range": [int(span.group(1)), int(span.group(2))] if span else None})
+    return jobs
+
+
+def firewall_managers(module: AnsibleModule) -> list[str]:
+    active = []
+    systemctl = module.get_bin_path("systemctl")
+    if systemctl and module.run_command([systemctl, "is-active", "--quiet", "firewalld.service"])[0] == 0:
+        active.append("firewalld")
+    ufw = module.get_bin_path("ufw")
+    if ufw:
+        rc, out, _err = module.run_command([ufw, "status"], environ_update={"LC_ALL": "C"})
+        if rc == 0 and re.search(r"^Status: active", out, re.M):
+            active.append("ufw")
+    return active
+
+
+def nft_tables(module: AnsibleModule) -> list[str]:
+    tables = declared_tables(read("/etc/nftables.conf"))
+    nft = module.get_bin_path("nft")
+    if nft:
+        rc, out, _err = module.run_command([nft, "list", "tables"])
+        if rc == 0:
+            tables += declared_tables(out)
+    return sorted(set(tables))
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -202,6 +319,8 @@ def main() -> None:
                       "default": ["NODE_RANK", "RANK", "LOCAL_RANK", "GROUP_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE",
                                   "MASTER_ADDR", "MASTER_PORT"]},
             "path": {"type": "str", "default": ""},
+            "user": {"type": "str", "default": ""},
+            "marker": {"type": "str", "default": "onprem.torchrun jobs"},
         },
         supports_check_mode=True,
     )
@@ -222,6 +341,11 @@ def main() -> None:
         gpus=gpu_count(),
         preset=preset(module.params["names"], manager, etc_environment),
         path_exists=not path or os.path.isfile(path),
+        account=account(module.params["user"], module.params["marker"]),
+        firewall_active=firewall_managers(module),
+        nft_tables=nft_tables(module),
+        nft_own_tables=[name.split()[1] for name in declared_tables(read("/etc/torchrun/firewall.nft")) if name.startswith("inet ")],
+        jobs=installed_jobs(),
     )
 
 

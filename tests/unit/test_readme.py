@@ -8,7 +8,7 @@ spec = importlib.util.spec_from_file_location("catalogue", ROOT / "tests" / "int
 catalogue = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(catalogue)
 
-KEYS = {"mistake", "vars", "host_vars", "setup", "cleanup", "message"}
+KEYS = {"mistake", "sandbox", "vars", "host_vars", "facts", "setup", "cleanup", "message"}
 
 
 def test_readme_table_is_generated_from_the_catalogue():

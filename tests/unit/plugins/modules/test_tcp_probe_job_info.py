@@ -48,19 +48,23 @@ def test_probe_waits_for_a_listener_that_starts_late():
     assert result["ok"], result
 
 
-def test_children_counts_a_process_workers():
-    parent = subprocess.Popen([sys.executable, "-c", "import subprocess,sys,time; "
-                               "[subprocess.Popen(['sleep', '30']) for _ in range(3)]; time.sleep(30)"])
+def test_children_lists_a_process_workers_with_their_ranks():
+    parent = subprocess.Popen([sys.executable, "-c", "import os,subprocess,sys,time; "
+                               "[subprocess.Popen(['sleep', '30'], env=dict(os.environ, RANK=str(r))) for r in range(3)]; "
+                               "time.sleep(30)"])
     try:
         deadline = time.monotonic() + 10
-        while job_info.children(parent.pid) < 3 and time.monotonic() < deadline:
+        while len(job_info.children(parent.pid)) < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert job_info.children(parent.pid) == 3
+        workers = job_info.children(parent.pid)
+        assert len(workers) == 3
+        assert sorted(job_info.rank_of(pid) for pid in workers) == ["0", "1", "2"]
     finally:
         subprocess.run(["pkill", "-P", str(parent.pid)], check=False)
         parent.kill()
         parent.wait()
-    assert job_info.children(0) == 0
+    assert job_info.children(0) == []
+    assert job_info.rank_of(0) == ""
 
 
 def test_to_int_tolerates_systemd_blanks():

@@ -1,0 +1,81 @@
+# Copyright: onprem.torchrun developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin for onprem.torchrun.validate: check the training group on the controller."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
+from ansible.template import trust_as_template
+from ansible_collections.onprem.torchrun.plugins.plugin_utils import checks
+
+ROLES = Path(__file__).resolve().parents[2] / "roles"
+
+
+def trusted(value):
+    """Our own role defaults may be templates: mark them so the templar renders them."""
+    if isinstance(value, str):
+        return trust_as_template(value)
+    if isinstance(value, list):
+        return [trusted(item) for item in value]
+    if isinstance(value, dict):
+        return {key: trusted(item) for key, item in value.items()}
+    return value
+
+
+class ActionModule(ActionBase):
+    """Run the preflight validator over hostvars (and node facts); never contacts a node."""
+
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("group", "facts", "fail"))
+
+    def load_roles(self):
+        specs, defaults = {}, {}
+        for role in sorted(p for p in ROLES.iterdir() if (p / "meta" / "argument_specs.yml").is_file()):
+            specs.update(checks.role_options(self._loader.load_from_file(str(role / "meta" / "argument_specs.yml"))))
+            path = role / "defaults" / "main.yml"
+            if path.is_file():
+                defaults.update(self._loader.load_from_file(str(path)) or {})
+        return specs, trusted(defaults)
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        _args, params = self.validate_argument_spec(argument_spec={
+            "group": {"type": "str", "required": True},
+            "facts": {"type": "str", "default": ""},
+            "fail": {"type": "bool", "default": True},
+        })
+        hostvars = task_vars["hostvars"]
+        hosts = list(task_vars["groups"].get(params["group"], []))
+        specs, defaults = self.load_roles()
+
+        def template(host, value, merged):
+            # The host's own values are rendered by hostvars already; a role default may refer to
+            # another role variable, which ``merged`` holds for this host.
+            return self._templar.copy_with_new_env(available_variables=merged).template(value)
+
+        values, found = checks.effective_values(hosts, hostvars, defaults, specs, template)
+        cluster = checks.Cluster(group=params["group"], hosts=hosts, values=values, specs=specs)
+        if params["facts"]:
+            cluster.facts = {}
+            for host in hosts:
+                probe = hostvars[host].get(params["facts"]) if params["facts"] in hostvars[host] else None
+                if isinstance(probe, dict) and not probe.get("skipped"):
+                    cluster.facts[host] = self._templar.template(probe)
+        script = values.get(hosts[0], {}).get("torchrun_script") if hosts else None
+        on_node = values.get(hosts[0], {}).get("torchrun_script_on_node") if hosts else None
+        if isinstance(script, str) and on_node in (False, "false", "False", "no"):
+            cluster.script_on_controller = checks.script_found(script, ROLES, task_vars.get("playbook_dir", "."))
+        found += checks.validate(cluster)
+        result["problems"] = [{"host": p.host, "var": p.var, "message": p.message} for p in found]
+        result["hosts"] = hosts
+        result["addresses"] = [cluster.addresses.get(host) for host in hosts]
+        result["changed"] = False
+        if found and params["fail"]:
+            result["failed"] = True
+            result["msg"] = ["preflight found %d problem(s); nothing was changed" % len(found)] + [p.message for p in found]
+        else:
+            result["msg"] = "preflight: %d node(s) in group %s, no problem found" % (len(hosts), params["group"])
+        return result

@@ -1,0 +1,88 @@
+#!/usr/bin/python
+# Copyright: onprem.torchrun developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Documentation of the validate action plugin (plugins/action/validate.py does the work)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: validate
+author: onprem.torchrun developers (@onprem)
+version_added: 0.2.0
+short_description: Check every setting of the training group, on the controller, before any node is touched
+description:
+  - Runs on the controller only and never contacts a node. Reads every host of the training
+    group from C(hostvars) and, for each variable that a role of the collection declares in its
+    C(meta/argument_specs.yml), takes the host's own value (inventory, group, host or extra
+    vars) or else that role's default from C(defaults/main.yml), rendered with the host's
+    variables.
+  - Converts each value to its declared type the way C(-e key=value) strings convert, and
+    refuses what does not convert, naming the host, the variable and the fix.
+  - Then checks, one area at a time, names and paths (job, user, table grammar; reserved job
+    names), the consistency of cluster-wide settings between hosts, ports, addresses and
+    firewall peers, process counts and GPUs, the rendezvous, the job's account, the firewall,
+    and the sources of the NVIDIA and Python stacks.
+  - With O(facts), the node stage also checks what M(onprem.torchrun.node_probe) read on each
+    node (listeners, GPUs, pre-set rank variables, the script, other jobs, the account, the
+    firewall managers and nftables tables).
+  - Fails with one report of every problem found, or returns them in RV(problems).
+options:
+  group:
+    description: The inventory group of the training nodes (C(torchrun_group)).
+    type: str
+    required: true
+  facts:
+    description:
+      - Name of the variable each host registered from M(onprem.torchrun.node_probe). Empty checks
+        the inventory only.
+    type: str
+    default: ""
+  fail:
+    description: Fail when a problem is found (else only return them).
+    type: bool
+    default: true
+attributes:
+  action:
+    description: The work is done by an action plugin on the controller.
+    support: full
+  check_mode:
+    description: Reads only; runs the same in check mode.
+    support: full
+  diff_mode:
+    description: Returns no diff; it changes nothing.
+    support: none
+seealso:
+  - module: onprem.torchrun.node_probe
+"""
+
+EXAMPLES = r"""
+- name: Check the inventory of the training group before anything runs on a node
+  onprem.torchrun.validate:
+    group: "{{ torchrun_group }}"
+  run_once: true
+
+- name: Check what the nodes hold
+  onprem.torchrun.validate:
+    group: "{{ torchrun_group }}"
+    facts: __preflight_node
+  run_once: true
+"""
+
+RETURN = r"""
+problems:
+  description: Every problem found, each with the host, the variable and the line printed.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"host": "node1", "var": "torchrun_master_port", "message": "node1: torchrun_master_port=70000 must be a port from 1024 to 65535"}]
+hosts:
+  description: The hosts of the group, in rank order.
+  returned: always
+  type: list
+  elements: str
+addresses:
+  description: Each host's cluster address (null where it was refused).
+  returned: always
+  type: list
+  elements: str
+"""

@@ -1,0 +1,761 @@
+# Copyright: onprem.torchrun developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The preflight validator: every rule about the inventory and the nodes, one function per area.
+
+The action plugin ``onprem.torchrun.validate`` builds a :class:`Cluster` from the play's hostvars
+(each role's variables, with that role's own defaults where the inventory sets nothing) and, in
+the node stage, from what ``onprem.torchrun.node_probe`` read on each node. Each area function
+returns every problem it finds as a :class:`Problem` naming the host, the variable, the value and
+the fix. Nothing here touches a node; the unit tests drive it with fake hostvars and node facts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from ansible.module_utils.common.validation import check_type_bool, check_type_int
+
+# ---- facts of the collection that the rules need (and the roles share) ---------------------------
+PORT_MIN, PORT_MAX = 1024, 65535
+MIN_COLLECTIVE_PORTS = 256
+# Job names reach file names (/etc/torchrun/<job>.env), unit names (torchrun-<job>.service), nft
+# sets, firewalld ipsets (31 characters at most: "torchrun-" + 22) and ufw rule comments. One
+# short lowercase alphabet with single hyphens maps every job to its own name everywhere.
+JOB_PATTERN = re.compile(r"\A[a-z][a-z0-9]*(?:-[a-z0-9]+)*\Z")
+JOB_MAX = 22
+# The collection's own units and folders that a job name must not shadow:
+# torchrun-firewall.service (the nftables loader), torchrun-healthcheck-<job>.service and
+# <state_dir>/healthcheck, torchrun-probe-<port>.service (connectivity listeners).
+RESERVED_JOB_PREFIXES = ("firewall", "healthcheck", "probe")
+USER_PATTERN = re.compile(r"\A[a-z_][a-z0-9_-]{0,30}\Z")
+RESERVED_USERS = {"root", "daemon", "bin", "sys", "nobody", "sshd", "systemd-network", "messagebus"}
+TABLE_PATTERN = re.compile(r"\A[a-z][a-z0-9_]{0,31}\Z")
+ENV_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
+RDZV_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
+NNODES = re.compile(r"\A([0-9]+)(?::([0-9]+))?\Z")
+VERSION = re.compile(r"\A[0-9][0-9A-Za-z.+!*_-]{0,63}\Z")
+DRIVER_BRANCH = re.compile(r"\A[0-9]{3,4}\Z")
+TOOLKIT = re.compile(r"\A[0-9]+-[0-9]+\Z")
+NCCL_KEY = re.compile(r"\ANCCL_[A-Z0-9_]+\Z")
+URL = re.compile(r"\A(?:https?|file)://[^\s\"'\\]+\Z")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Folders a hardened job unit cannot see (ProtectHome=yes, PrivateTmp=yes).
+HIDDEN_FOLDERS = ("/root", "/home", "/tmp", "/var/tmp", "/run/user")
+BACKENDS = ("auto", "nftables", "firewalld", "ufw", "none")
+# Settings every node of the group must share; anything else may differ per host.
+PER_HOST = {"torchrun_address", "torchrun_nproc_per_node"}
+CLUSTER_WIDE_PREFIXES = ("torchrun_", "launcher_", "healthcheck_", "connectivity_")
+CLUSTER_WIDE = {"pytorch_torch_version", "pytorch_lightning_version", "pytorch_requirements", "pytorch_tools",
+                "firewall_peers"}
+SECRETS = {"torchrun_secret_env"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong: where (a host, ``inventory`` or ``controller``), which variable, and the line to print."""
+
+    host: str
+    var: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def shown(value: Any) -> str:
+    """A value as the report prints it: plain for scalars, repr for strings with odd characters."""
+    if isinstance(value, str):
+        return repr(value) if (CONTROL.search(value) or value != value.strip() or value == "") else value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass
+class Cluster:
+    """The training group as the validator sees it.
+
+    ``values[host][name]`` holds each role variable in effect on ``host``, already converted to its
+    spec type (a value that cannot be converted is left out after the types area reports it).
+    ``facts[host]`` is what node_probe read on the node (node stage only), with ``firewall_active``
+    added. ``script_on_controller`` tells whether torchrun_script was found on the controller.
+    """
+
+    group: str
+    hosts: list[str]
+    values: dict[str, dict[str, Any]]
+    specs: dict[str, dict] = field(default_factory=dict)  # option name -> spec (type, choices, elements)
+    facts: dict[str, dict] | None = None
+    script_on_controller: bool | None = None
+    addresses: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def master(self) -> str:
+        return self.hosts[0]
+
+    def get(self, host: str, name: str, default: Any = None) -> Any:
+        return self.values.get(host, {}).get(name, default)
+
+    def cluster(self, name: str, default: Any = None) -> Any:
+        """A cluster-wide setting, as the master has it."""
+        return self.get(self.master, name, default)
+
+    def node_facts(self, host: str) -> dict | None:
+        return None if self.facts is None else self.facts.get(host)
+
+
+def problem(host: str, var: str, message: str) -> Problem:
+    return Problem(host, var, "%s: %s" % (host, message))
+
+
+# ---- types: every role option as its spec declares it --------------------------------------------
+def _convert(value: Any, spec: dict) -> Any:
+    """Convert ``value`` to the spec's type the way Ansible's argument specs accept it; raise TypeError."""
+    kind = spec.get("type", "raw")
+    if kind == "int":
+        if isinstance(value, bool) or isinstance(value, float):
+            raise TypeError("not a whole number")
+        return check_type_int(value.strip() if isinstance(value, str) else value)
+    if kind == "bool":
+        return check_type_bool(value)
+    if kind in ("str", "path"):
+        if isinstance(value, (dict, list)):
+            raise TypeError("a %s, not a string" % type(value).__name__)
+        return value if isinstance(value, str) else ("true" if value is True else "false" if value is False else str(value))
+    if kind == "list":
+        if not isinstance(value, (list, tuple)):
+            raise TypeError("a %s, not a list" % ("string" if isinstance(value, str) else type(value).__name__))
+        element = {"type": spec["elements"]} if spec.get("elements") else None
+        return [_convert(item, element) if element else item for item in value]
+    if kind == "dict":
+        if not isinstance(value, dict):
+            raise TypeError("a %s, not a mapping" % ("string" if isinstance(value, str) else type(value).__name__))
+        return dict(value)
+    return value
+
+
+def _type_fix(name: str, spec: dict, value: Any) -> str:
+    kind = spec.get("type")
+    if kind == "int":
+        return "must be a whole number"
+    if kind == "bool":
+        return "must be true or false"
+    if kind == "list" and isinstance(value, str):
+        return ("must be a list; -e name=value always gives a string, so pass lists as JSON: "
+                "-e '{\"%s\": [...]}'" % name)
+    if kind == "list":
+        return "must be a list of %s" % {"int": "whole numbers", "str": "strings"}.get(spec.get("elements"), "values")
+    if kind == "dict" and isinstance(value, str):
+        return ("must be a mapping; -e name=value always gives a string, so pass mappings as JSON: "
+                "-e '{\"%s\": {...}}'" % name)
+    return "must be a %s" % {"dict": "mapping", "path": "path", "str": "string"}.get(kind, kind)
+
+
+def types(c: Cluster) -> list[Problem]:
+    """Convert each value to its spec type (``-e key=value`` gives strings); refuse what does not convert.
+
+    Runs first: the other areas see converted values only, and a value refused here is left out.
+    """
+    found = []
+    for host in c.hosts:
+        for name, value in list(c.values[host].items()):
+            spec = c.specs.get(name)
+            if spec is None:
+                continue
+            secret = name in SECRETS
+            try:
+                converted = _convert(value, spec)
+            except (TypeError, ValueError):
+                del c.values[host][name]
+                found.append(problem(host, name, "%s=%s %s" % (name, "(hidden)" if secret else shown(value),
+                                                                 _type_fix(name, spec, value))))
+                continue
+            choices = spec.get("choices")
+            if choices and converted not in choices:
+                del c.values[host][name]
+                found.append(problem(host, name, "%s=%s must be one of %s" % (name, shown(converted), ", ".join(map(str, choices)))))
+                continue
+            c.values[host][name] = converted
+    return found
+
+
+# ---- names and paths ------------------------------------------------------------------------------
+def _job_name(host: str, job: str) -> list[Problem]:
+    fix = ("torchrun_job=%s must be 1 to %d lowercase letters, digits and single hyphens, starting with a letter "
+           "(it names the unit, the files, the firewall set and rules of the job)" % (shown(job), JOB_MAX))
+    if not JOB_PATTERN.match(job) or len(job) > JOB_MAX:
+        return [problem(host, "torchrun_job", fix)]
+    for prefix in RESERVED_JOB_PREFIXES:
+        if job == prefix or job.startswith(prefix + "-"):
+            return [problem(host, "torchrun_job", "torchrun_job=%s is reserved: torchrun-%s... names the collection's own %s "
+                                                  "units and folders; choose another name" % (job, prefix, prefix))]
+    return []
+
+
+def _absolute_path(host: str, name: str, value: str) -> list[Problem]:
+    if CONTROL.search(value) or " " in value or not value.startswith("/") or "/../" in value + "/" or value.rstrip("/") == "":
+        return [problem(host, name, "%s=%s must be an absolute path without spaces, '..' or control characters, "
+                                    "and not /" % (name, shown(value)))]
+    return []
+
+
+def _env(host: str, var: str, env: dict) -> list[Problem]:
+    found = []
+    for key, value in sorted(env.items(), key=lambda kv: str(kv[0])):
+        key = str(key)
+        if key in RANK_VARIABLES:
+            found.append(problem(host, var, "%s sets %s, which torchrun sets for every worker; remove it (a stale "
+                                            "NODE_RANK or MASTER_* hangs the job)" % (var, key)))
+        elif not ENV_NAME.match(key):
+            found.append(problem(host, var, "%s has the name %s, which is not an environment variable name" % (var, shown(key))))
+        elif isinstance(value, (dict, list)) or CONTROL.search(str(value)):
+            found.append(problem(host, var, "%s.%s holds a line break, a control character or a structure, which an "
+                                            "environment file cannot carry" % (var, key)))
+    return found
+
+
+def names_and_paths(c: Cluster) -> list[Problem]:
+    """Job, user and table names, the run id, environment names, paths and the training script."""
+    host = c.master
+    found = []
+    job = c.cluster("torchrun_job")
+    if job is not None:
+        found += _job_name(host, job)
+    user = c.cluster("torchrun_user")
+    if user is not None and not USER_PATTERN.match(user):
+        found.append(problem(host, "torchrun_user", "torchrun_user=%s must be a system user name: lowercase letters, digits, "
+                                                    "'_' and '-', at most 31 characters" % shown(user)))
+    rdzv_id = c.cluster("torchrun_rdzv_id")
+    if rdzv_id and not RDZV_ID.match(rdzv_id):
+        found.append(problem(host, "torchrun_rdzv_id", "torchrun_rdzv_id=%s must be letters, digits, '_', '.' or '-' "
+                                                       "(it goes into the run's environment file)" % shown(rdzv_id)))
+    for var in ("torchrun_env", "torchrun_secret_env"):
+        env = c.cluster(var)
+        if env:
+            found += _env(host, var, env)
+    for var in ("torchrun_venv", "torchrun_state_dir"):
+        value = c.cluster(var)
+        if value is not None:
+            found += _absolute_path(host, var, value)
+    for arg in c.cluster("torchrun_script_args") or []:
+        if CONTROL.search(arg):
+            found.append(problem(host, "torchrun_script_args", "torchrun_script_args holds %s, with a line break or control "
+                                                               "character, which a unit's command line cannot carry" % shown(arg)))
+    found += _script(c)
+    for node in c.hosts:
+        table = c.get(node, "firewall_table")
+        if table is not None and not TABLE_PATTERN.match(table):
+            found.append(problem(node, "firewall_table", "firewall_table=%s must be 1 to 32 lowercase letters, digits and '_', "
+                                                         "starting with a letter" % shown(table)))
+    return found
+
+
+def _script(c: Cluster) -> list[Problem]:
+    host = c.master
+    script = c.cluster("torchrun_script")
+    on_node = c.cluster("torchrun_script_on_node")
+    if script is None or on_node is None:
+        return []
+    if CONTROL.search(script) or not script.strip():
+        return [problem(host, "torchrun_script", "torchrun_script=%s must be a file path without control characters" % shown(script))]
+    found = []
+    if on_node:
+        found += _absolute_path(host, "torchrun_script", script)
+        if not found and any(script == d or script.startswith(d + "/") for d in HIDDEN_FOLDERS):
+            found.append(problem(host, "torchrun_script", "torchrun_script=%s lies under %s, which the job's hardened unit "
+                                                          "cannot see (ProtectHome, PrivateTmp); put it under /opt or /srv"
+                                 % (script, next(d for d in HIDDEN_FOLDERS if script == d or script.startswith(d + "/")))))
+        for node in c.hosts:
+            facts = c.node_facts(node)
+            if facts is not None and not found and facts.get("path_exists") is False:
+                found.append(problem(node, "torchrun_script", "torchrun_script=%s does not exist on the node "
+                                                              "(torchrun_script_on_node=true); put it there, or set "
+                                                              "torchrun_script_on_node=false to ship it from the controller" % script))
+    elif c.script_on_controller is False:
+        found.append(Problem("controller", "torchrun_script",
+                             "controller: torchrun_script=%s does not exist on the controller; give a file path, or set "
+                             "torchrun_script_on_node: true for a path on the nodes" % script))
+    return found
+
+
+# ---- consistency ----------------------------------------------------------------------------------
+def _cluster_wide(name: str) -> bool:
+    return name not in PER_HOST and (name.startswith(CLUSTER_WIDE_PREFIXES) or name in CLUSTER_WIDE)
+
+
+def consistency(c: Cluster) -> list[Problem]:
+    """Every cluster-wide setting is the same on every node of the group, or each node that differs is named."""
+    found = []
+    first = c.master
+    names = sorted({name for host in c.hosts for name in c.values[host] if _cluster_wide(name)})
+    for name in names:
+        want = c.get(first, name, _MISSING)
+        for host in c.hosts[1:]:
+            have = c.get(host, name, _MISSING)
+            if have == want:
+                continue
+            if name in SECRETS:
+                text = "%s differs from %s's (values not shown)" % (name, first)
+            else:
+                text = "%s=%s differs from %s=%s on %s" % (name, "(unset)" if have is _MISSING else shown(have), name,
+                                                          "(unset)" if want is _MISSING else shown(want), first)
+            found.append(problem(host, name, text + "; a cluster-wide setting must be the same on every node of group "
+                                                    "%s: set it for the group, not per host" % c.group))
+    return found
+
+
+_MISSING = object()
+
+
+# ---- ports ----------------------------------------------------------------------------------------
+def ports(c: Cluster) -> list[Problem]:
+    """The master port, the collective range and the ports inside it; with node facts, who holds them."""
+    host = c.master
+    found = []
+    port = c.cluster("torchrun_master_port")
+    span = c.cluster("torchrun_collective_port_range")
+    if port is not None and not PORT_MIN <= port <= PORT_MAX:
+        found.append(problem(host, "torchrun_master_port", "torchrun_master_port=%s must be a port from %d to %d" % (port, PORT_MIN, PORT_MAX)))
+        port = None
+    if span is not None:
+        if len(span) != 2 or not PORT_MIN <= span[0] <= span[1] <= PORT_MAX:
+            found.append(problem(host, "torchrun_collective_port_range", "torchrun_collective_port_range=%s must be [first, last] with "
+                                 "%d <= first <= last <= %d" % (span, PORT_MIN, PORT_MAX)))
+            span = None
+        elif span[1] - span[0] + 1 < MIN_COLLECTIVE_PORTS:
+            found.append(problem(host, "torchrun_collective_port_range", "torchrun_collective_port_range=%s holds fewer than %d ports; "
+                                 "gloo and NCCL need one per connection" % (span, MIN_COLLECTIVE_PORTS)))
+        elif port is not None and span[0] <= port <= span[1]:
+            found.append(problem(host, "torchrun_master_port", "torchrun_master_port=%s lies inside torchrun_collective_port_range %s; "
+                                 "move one of them" % (port, span)))
+    if span is not None:
+        for var in ("connectivity_probe_port", "healthcheck_port"):
+            value = c.cluster(var)
+            if value is not None and not span[0] <= value <= span[1]:
+                found.append(problem(host, var, "%s=%s lies outside torchrun_collective_port_range %s, which is the only range "
+                                                "the firewall opens to the peers; leave it unset (the range's first port)" % (var, value, span)))
+    for node in c.hosts:
+        for ssh in c.get(node, "firewall_ssh_ports") or []:
+            if not 1 <= ssh <= PORT_MAX:
+                found.append(problem(node, "firewall_ssh_ports", "firewall_ssh_ports holds %s, which is not a TCP port" % ssh))
+    if c.facts is not None and span is not None:
+        found += _node_ports(c, port, span)
+    return found
+
+
+def _node_ports(c: Cluster, port: int | None, span: list[int]) -> list[Problem]:
+    found = []
+    job = c.cluster("torchrun_job")
+    master = c.node_facts(c.master) or {}
+    for entry in master.get("listeners", []):
+        if port is not None and entry.get("port") == port and entry.get("unit") != "torchrun-%s.service" % job:
+            owner = entry.get("process") or "an unknown process"
+            if entry.get("pid"):
+                owner += " (pid %s%s)" % (entry["pid"], ", " + entry["unit"] if entry.get("unit") else "")
+            found.append(problem(c.master, "torchrun_master_port", "torchrun_master_port=%s is in use on the master node by %s; "
+                                                                   "stop it or choose another port" % (port, owner)))
+    for node in c.hosts:
+        facts = c.node_facts(node)
+        if facts is None:
+            continue
+        ssh_ports = {int(c.get(node, "ansible_port") or 22)}
+        ssh_ports |= {e["port"] for e in facts.get("listeners", []) if e.get("process") == "sshd"}
+        for ssh in sorted(ssh_ports):
+            if span[0] <= ssh <= span[1]:
+                found.append(problem(node, "torchrun_collective_port_range", "SSH listens on port %s, inside torchrun_collective_port_range %s, "
+                                     "which becomes the kernel's ephemeral range; move the range off it" % (ssh, span)))
+        for other in facts.get("jobs", []):
+            if other.get("job") == job:
+                continue
+            other_port = other.get("master_port")
+            if port is not None and other_port == port:
+                found.append(problem(node, "torchrun_master_port", "torchrun_master_port=%s is already the port of job %s on this node; "
+                                                                   "give each job its own port" % (port, other["job"])))
+            if other.get("collective_port_range") and list(other["collective_port_range"]) != list(span):
+                found.append(problem(node, "torchrun_collective_port_range", "torchrun_collective_port_range=%s differs from %s of job %s "
+                                     "on this node; the kernel has one ephemeral range, so jobs on a node share it"
+                                     % ("-".join(map(str, span)), "-".join(map(str, other["collective_port_range"])), other["job"])))
+            if other_port is not None and span[0] <= other_port <= span[1]:
+                found.append(problem(node, "torchrun_collective_port_range", "port %s of job %s lies inside torchrun_collective_port_range %s; "
+                                                                             "move the range off it" % (other_port, other["job"], span)))
+    return found
+
+
+# ---- addresses and peers ----------------------------------------------------------------------------
+def address_of(host: str, hvars: dict) -> tuple[str, Any]:
+    """Which variable gives a host its cluster address, and its value."""
+    for var in ("torchrun_address", "ansible_host"):
+        if hvars.get(var) not in (None, ""):
+            return var, hvars[var]
+    return "inventory name", host
+
+
+def check_address(host: str, var: str, value: Any) -> tuple[str | None, Problem | None]:
+    """The address in canonical form, or the problem with it."""
+    try:
+        address = ipaddress.ip_address(str(value).strip())
+    except ValueError:
+        return None, problem(host, var, "%s=%r is not an IP address; set torchrun_address to the node's address on the "
+                                        "cluster network" % (var, value))
+    for trap, why in ((address.is_loopback, "a loopback address"), (address.is_unspecified, "the any-address"),
+                      (address.is_multicast, "a multicast address"), (address.is_link_local, "a link-local address")):
+        if trap:
+            return None, problem(host, var, "%s=%s is %s, which the other nodes cannot reach; set torchrun_address to the "
+                                             "node's address on the cluster network" % (var, address, why))
+    return str(address), None
+
+
+def addresses(c: Cluster) -> list[Problem]:
+    """Each node's cluster address: an IP address of its own; firewall_peers only ever cluster nodes."""
+    found = []
+    for host in c.hosts:
+        var, value = address_of(host, c.values[host])
+        address, trouble = check_address(host, var, value)
+        if trouble:
+            found.append(trouble)
+        else:
+            c.addresses[host] = address
+    by_address: dict[str, list[str]] = {}
+    for host, address in c.addresses.items():
+        by_address.setdefault(address, []).append(host)
+    for address, hosts in by_address.items():
+        if len(hosts) > 1:
+            found.append(Problem(hosts[0], "torchrun_address", "%s: share the cluster address %s (torchrun_address / ansible_host); "
+                                                               "each node needs its own" % (", ".join(hosts), address)))
+    known = [c.addresses[h] for h in c.hosts if h in c.addresses]
+    for host in c.hosts:
+        peers = c.get(host, "firewall_peers")
+        if peers is None:
+            continue
+        if len(peers) == 0:
+            found.append(problem(host, "firewall_peers", "firewall_peers is empty; the job's own nodes could not reach it "
+                                                         "(leave it unset for the cluster's addresses)"))
+        for peer in peers:
+            text = str(peer).strip()
+            if "/" in text or text in ("0.0.0.0", "::", "any", "all"):
+                found.append(problem(host, "firewall_peers", "firewall_peers holds %s, a network, not a node: it would open the job's "
+                                                             "unauthenticated ports to every address in it; list cluster node "
+                                                             "addresses only" % shown(peer)))
+                continue
+            try:
+                canonical = str(ipaddress.ip_address(text))
+            except ValueError:
+                canonical = None
+            if canonical not in known:
+                found.append(problem(host, "firewall_peers", "firewall_peers holds %s, which is not a node of group %s (%s); only the "
+                                                             "cluster's nodes may reach its ports" % (shown(peer), c.group, ", ".join(known))))
+    return found
+
+
+# ---- processes and GPUs -------------------------------------------------------------------------------
+def processes(c: Cluster) -> list[Problem]:
+    """Processes per node: a positive number or gpu; with node facts, against the GPUs on each node's PCI bus."""
+    found = []
+    counts: dict[str, int | None] = {}
+    cuda = c.cluster("torchrun_accelerator") == "cuda"
+    for host in c.hosts:
+        nproc = c.get(host, "torchrun_nproc_per_node")
+        if nproc is None:
+            counts[host] = None
+            continue
+        text = str(nproc).strip()
+        if not (text == "gpu" or (re.fullmatch(r"[0-9]+", text) and int(text) > 0)) or isinstance(nproc, bool):
+            found.append(problem(host, "torchrun_nproc_per_node", 'torchrun_nproc_per_node=%s must be a positive integer or "gpu"' % shown(nproc)))
+            counts[host] = None
+            continue
+        if text == "gpu" and not cuda:
+            found.append(problem(host, "torchrun_nproc_per_node", "torchrun_nproc_per_node=gpu needs torchrun_accelerator=cuda; a CPU node "
+                                                                  "needs a number of processes"))
+            counts[host] = None
+            continue
+        facts = c.node_facts(host)
+        gpus = None if facts is None else int(facts.get("gpus", 0))
+        if cuda and gpus is not None and c.get(host, "nvidia_require_gpus", True):
+            if gpus == 0:
+                found.append(problem(host, "torchrun_accelerator", "torchrun_accelerator=cuda but the node has no NVIDIA GPU on its PCI bus; "
+                                                                   "use torchrun_accelerator=cpu, or nvidia_require_gpus=false to install the stack anyway"))
+            elif text != "gpu" and int(text) > gpus:
+                found.append(problem(host, "torchrun_nproc_per_node", "torchrun_nproc_per_node=%s but the node has %d NVIDIA GPU(s); give at "
+                                                                      "most %d, or gpu for one process per GPU" % (text, gpus, gpus)))
+        counts[host] = int(text) if text != "gpu" else (gpus if gpus else None)
+    known = {h: n for h, n in counts.items() if n is not None}
+    if len(known) == len(c.hosts) and len(set(known.values())) > 1 and not c.cluster("torchrun_heterogeneous"):
+        first = known[c.master]
+        for host in c.hosts[1:]:
+            if known[host] != first:
+                found.append(problem(host, "torchrun_nproc_per_node", "runs %d process(es) per node (torchrun_nproc_per_node), %s runs %d; "
+                                                                      "make them equal, or set torchrun_heterogeneous=true if the nodes "
+                                                                      "really differ" % (known[host], c.master, first)))
+    found += _lightning(c, known)
+    return found
+
+
+def _lightning(c: Cluster, counts: dict[str, int]) -> list[Problem]:
+    trainer = c.cluster("torchrun_lightning_trainer") or {}
+    nnodes = c.cluster("torchrun_nnodes")
+    nodes = str(len(c.hosts)) if nnodes in (None, "") else str(nnodes)
+    if not trainer or len(counts) != len(c.hosts) or len(set(counts.values())) != 1 or not nodes.isdigit():
+        return []
+    per_node = counts[c.master]
+    world = per_node * int(nodes)
+    try:
+        devices = int(trainer.get("devices", per_node))
+        num_nodes = int(trainer.get("num_nodes", nodes))
+    except (TypeError, ValueError):
+        return [problem(c.master, "torchrun_lightning_trainer", "torchrun_lightning_trainer=%s: devices and num_nodes must be whole numbers"
+                        % shown(trainer))]
+    if devices * num_nodes == world:
+        return []
+    return [problem(c.master, "torchrun_lightning_trainer",
+                    "torchrun_lightning_trainer gives Trainer(devices=%d, num_nodes=%d), %d process(es), but the job runs %d "
+                    "(%s node(s) x %d); Lightning stops at start-up: pass devices=%d and num_nodes=%s, or leave them out"
+                    % (devices, num_nodes, devices * num_nodes, world, nodes, per_node, per_node, nodes))]
+
+
+# ---- rendezvous -----------------------------------------------------------------------------------------
+RANK_VARIABLES = ("NODE_RANK", "RANK", "LOCAL_RANK", "GROUP_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def rendezvous(c: Cluster) -> list[Problem]:
+    """--nnodes against the group, node ranks never set by hand, timeouts, and rank variables pre-set on a node."""
+    host = c.master
+    found = []
+    size = len(c.hosts)
+    backend = c.cluster("torchrun_rdzv_backend")
+    nnodes = c.cluster("torchrun_nnodes")
+    nn = "" if nnodes is None else str(nnodes).strip()
+    if backend == "static" and nn and nn != str(size):
+        found.append(problem(host, "torchrun_nnodes", "torchrun_nnodes=%s but group %s has %d node(s); the static rendezvous needs exactly "
+                                                      "the group (leave it empty)" % (shown(nn), c.group, size)))
+    elif backend == "c10d" and nn:
+        match = NNODES.match(nn)
+        low = int(match.group(1)) if match else 0
+        high = int(match.group(2) or low) if match else 0
+        if not match or low < 1 or high < low:
+            found.append(problem(host, "torchrun_nnodes", "torchrun_nnodes=%s must be N or MIN:MAX with 1 <= MIN <= MAX" % shown(nn)))
+        elif not low <= size <= high:
+            found.append(problem(host, "torchrun_nnodes", "torchrun_nnodes=%s does not admit the %d node(s) of group %s" % (nn, size, c.group)))
+    for node in c.hosts:
+        if c.get(node, "torchrun_node_rank") is not None:
+            why = ("the c10d rendezvous assigns ranks itself" if backend == "c10d"
+                   else "the node rank is the host's place in group %s" % c.group)
+            found.append(problem(node, "torchrun_node_rank", "torchrun_node_rank is set, but %s; remove it" % why))
+    for var in ("torchrun_rdzv_join_timeout", "torchrun_rdzv_last_call_timeout", "torchrun_rdzv_close_timeout", "torchrun_rdzv_read_timeout",
+                "launcher_join_timeout", "launcher_wait_timeout", "launcher_timeout_stop_sec", "healthcheck_timeout",
+                "connectivity_timeout", "connectivity_listener_seconds"):
+        value = c.cluster(var)
+        if value is not None and value <= 0:
+            found.append(problem(host, var, "%s=%s must be a positive number of seconds" % (var, value)))
+    for var in ("launcher_max_restarts", "launcher_restart_sec", "launcher_log_lines"):
+        value = c.cluster(var)
+        if value is not None and value < 0:
+            found.append(problem(host, var, "%s=%s must not be negative" % (var, value)))
+    for node in c.hosts:
+        for entry in (c.node_facts(node) or {}).get("preset", []):
+            if "systemd" in entry.get("where", ""):
+                fix = ("every unit inherits it, and a stale rank or master hangs the job: systemctl unset-environment %s, and drop it "
+                       "from DefaultEnvironment=" % entry["name"])
+            else:
+                fix = "login shells inherit it (a torchrun started by hand would hang): remove the line"
+            found.append(problem(node, entry["name"], "%s=%s is pre-set in %s; %s" % (entry["name"], entry.get("value", ""), entry["where"], fix)))
+    return found
+
+
+# ---- accounts ---------------------------------------------------------------------------------------------
+def accounts(c: Cluster) -> list[Problem]:
+    """The job's user is the collection's own: never root, the login user, or any account it did not create."""
+    found = []
+    user = c.cluster("torchrun_user")
+    if user is None or not USER_PATTERN.match(user):
+        return found
+    if user in RESERVED_USERS:
+        found.append(problem(c.master, "torchrun_user", "torchrun_user=%s is a system account the collection must never take over; "
+                                                        "leave the default (torchrun) or name a new account" % user))
+        return found
+    for node in c.hosts:
+        login = c.get(node, "ansible_user")
+        if login == user:
+            found.append(problem(node, "torchrun_user", "torchrun_user=%s is the account Ansible logs in with (ansible_user); the "
+                                                        "collection would rewrite its shell, home and group: name a new account" % user))
+            continue
+        facts = c.node_facts(node)
+        if facts is None:
+            continue
+        account = facts.get("account") or {}
+        if account.get("exists") and not account.get("ours"):
+            found.append(problem(node, "torchrun_user", "torchrun_user=%s is an existing account (uid %s, %s) that the collection did not "
+                                                        "create; it would rewrite its shell, home and group: name a new account"
+                                 % (user, account.get("uid"), account.get("home") or "no home")))
+        elif not account.get("exists") and account.get("group_exists"):
+            found.append(problem(node, "torchrun_user", "torchrun_user=%s: a group of that name already exists on the node and the "
+                                                        "collection did not create it; name a new account" % user))
+        elif account.get("exists") and account.get("uid") == 0:
+            found.append(problem(node, "torchrun_user", "torchrun_user=%s has uid 0; a job never runs as root" % user))
+    return found
+
+
+# ---- firewall ---------------------------------------------------------------------------------------------
+def firewall(c: Cluster) -> list[Problem]:
+    """The firewall manager each node runs, and the nftables table: only ever one of our own."""
+    found = []
+    for node in c.hosts:
+        facts = c.node_facts(node)
+        backend = c.get(node, "firewall_backend")
+        if facts is None or backend is None:
+            continue
+        active = list(facts.get("firewall_active", []))
+        if backend == "auto" and len(active) > 1:
+            found.append(problem(node, "firewall_backend", "%s are both active (firewall_backend=auto cannot choose); stop one, or set "
+                                                           "firewall_backend to the one that guards this node" % " and ".join(active)))
+        elif backend in ("firewalld", "ufw") and backend not in active:
+            found.append(problem(node, "firewall_backend", "firewall_backend=%s but %s is not active on the node; the collection never "
+                                                           "turns a firewall manager on: start it, or use auto" % (backend, backend)))
+        elif backend == "nftables" and active:
+            found.append(problem(node, "firewall_backend", "firewall_backend=nftables but %s is active, whose rules would still drop the "
+                                                           "job's traffic; use auto or %s" % (" and ".join(active), active[0])))
+        chosen = backend if backend != "auto" else (active[0] if active else "nftables")
+        table = c.get(node, "firewall_table")
+        if chosen == "nftables" and table and TABLE_PATTERN.match(table):
+            existing = set(facts.get("nft_tables", []))
+            ours = set(facts.get("nft_own_tables", []))
+            if "inet " + table in existing and table not in ours:
+                found.append(problem(node, "firewall_table", "firewall_table=%s names the table inet %s that the site already has "
+                                                             "(live or in /etc/nftables.conf) and the collection did not create; the "
+                                                             "collection replaces its table whole, so name a new one (default torchrun)"
+                                     % (table, table)))
+    return found
+
+
+# ---- stack sources ----------------------------------------------------------------------------------------
+def stack_sources(c: Cluster) -> list[Problem]:
+    """Where the NVIDIA stack and the Python packages come from."""
+    found = []
+    cuda = c.cluster("torchrun_accelerator") == "cuda"
+    for host in c.hosts:
+        get = c.values[host].get
+        if cuda:
+            source = get("nvidia_driver_source", "cuda_repo")
+            toolkit = str(get("nvidia_cuda_toolkit", "") or "")
+            from_repo = bool(toolkit) and toolkit != "distro" and source != "distro"
+            if (source == "cuda_repo" or (source == "none" and (from_repo or get("nvidia_nccl")))) and not get("nvidia_cuda_repo_url"):
+                found.append(problem(host, "nvidia_cuda_repo_url", "nvidia_driver_source=%s needs nvidia_cuda_repo_url, the base URL of NVIDIA's "
+                                                                   "CUDA repository or of the site's mirror of it (or set nvidia_driver_source: "
+                                                                   "distro)" % source))
+            if source == "distro" and get("ansible_os_family") == "RedHat":
+                found.append(problem(host, "nvidia_driver_source", "nvidia_driver_source=distro, but %s ships no NVIDIA driver; use cuda_repo "
+                                                                   "(with nvidia_cuda_repo_url) or none" % get("ansible_distribution", "this system")))
+            branch = get("nvidia_driver_branch")
+            if branch is not None and not DRIVER_BRANCH.match(str(branch)):
+                found.append(problem(host, "nvidia_driver_branch", "nvidia_driver_branch=%s must be a driver branch number such as 550" % shown(branch)))
+            if from_repo and not TOOLKIT.match(toolkit):
+                found.append(problem(host, "nvidia_cuda_toolkit", "nvidia_cuda_toolkit=%s must be MAJOR-MINOR as the repository names it, "
+                                                                  "such as 12-4, or distro" % shown(toolkit)))
+            for key in sorted(map(str, (get("nvidia_nccl_conf") or {}).keys())):
+                if not NCCL_KEY.match(key):
+                    found.append(problem(host, "nvidia_nccl_conf", "nvidia_nccl_conf has the key %s, which is not an NCCL_ setting" % shown(key)))
+            for key, value in sorted((get("nvidia_nccl_conf") or {}).items(), key=lambda kv: str(kv[0])):
+                if CONTROL.search(str(value)):
+                    found.append(problem(host, "nvidia_nccl_conf", "nvidia_nccl_conf.%s holds a line break or control character" % key))
+        for var in ("nvidia_cuda_repo_url", "nvidia_cuda_repo_key_url", "pytorch_index_url", "pytorch_proxy"):
+            value = get(var)
+            if value and not URL.match(value):
+                found.append(problem(host, var, "%s=%s must be an http(s) URL without spaces or quotes" % (var, shown(value))))
+        for var in ("pytorch_extra_index_urls", "pytorch_find_links"):
+            for value in get(var) or []:
+                if not URL.match(str(value)) and not _absolute_path(host, var, str(value)) == []:
+                    found.append(problem(host, var, "%s holds %s, which is neither an http(s) URL nor an absolute path" % (var, shown(value))))
+        for var in ("pytorch_trusted_hosts",):
+            for value in get(var) or []:
+                if not re.fullmatch(r"[A-Za-z0-9.:\[\]-]+", str(value)):
+                    found.append(problem(host, var, "%s holds %s, which is not a host name or address" % (var, shown(value))))
+        for var in ("pytorch_torch_version", "pytorch_lightning_version"):
+            value = get(var)
+            if value is not None and not VERSION.match(str(value)):
+                found.append(problem(host, var, "%s=%s must be a version such as 2.13.0" % (var, shown(value))))
+        for var in ("pytorch_requirements", "pytorch_tools", "stack_report_packages"):
+            for value in get(var) or []:
+                text = str(value)
+                if text.lstrip().startswith("-") or CONTROL.search(text) or not text.strip():
+                    found.append(problem(host, var, "%s holds %s, which is not a package requirement (pip would read a leading '-' as "
+                                                    "one of its own options)" % (var, shown(value))))
+        python = get("pytorch_python")
+        if python is not None:
+            found += _absolute_path(host, "pytorch_python", python)
+    return found
+
+
+def script_found(script: str, roles_dir: Any, playbook_dir: Any) -> bool:
+    """Whether the launcher's copy would find ``script`` on the controller (its role's files, then the playbook's)."""
+    import os
+
+    if os.path.isabs(script):
+        return os.path.isfile(script)
+    return any(os.path.isfile(os.path.join(str(base), script)) for base in (
+        os.path.join(str(roles_dir), "launcher", "files"), os.path.join(str(roles_dir), "launcher"),
+        os.path.join(str(playbook_dir), "files"), str(playbook_dir)))
+
+
+# ---- composition ------------------------------------------------------------------------------------------
+AREAS: tuple[Callable[[Cluster], list[Problem]], ...] = (
+    names_and_paths, consistency, ports, addresses, processes, rendezvous, accounts, firewall, stack_sources,
+)
+
+
+def validate(c: Cluster, areas: Iterable[Callable[[Cluster], list[Problem]]] = AREAS) -> list[Problem]:
+    """Every problem of the cluster: types first (the other areas see converted values), then each area."""
+    if not c.hosts:
+        return [Problem("inventory", "torchrun_group", "inventory: group '%s' (torchrun_group) is missing or empty; list the training "
+                                                       "nodes in it, first the master node" % c.group)]
+    found = types(c)
+    for area in areas:
+        found += area(c)
+    unique = []
+    for item in found:
+        if item not in unique:
+            unique.append(item)
+    return unique
+
+
+# ---- building the cluster: each role's variables with that role's defaults ----------------------------
+def role_options(specs: dict) -> dict[str, dict]:
+    """Every option of every entry point of a role's meta/argument_specs.yml."""
+    options: dict[str, dict] = {}
+    for entry in (specs or {}).get("argument_specs", {}).values():
+        for name, spec in (entry.get("options") or {}).items():
+            options.setdefault(name, spec)
+    return options
+
+
+# Host variables the rules read besides the roles' options.
+HOST_VARIABLES = ("ansible_host", "ansible_port", "ansible_user", "torchrun_address", "torchrun_node_rank",
+                  "ansible_os_family", "ansible_distribution")
+
+
+def effective_values(hosts: list[str], hostvars: Any, defaults: dict[str, Any], names: Iterable[str],
+                     template: Callable[[str, Any, dict], Any]) -> tuple[dict[str, dict[str, Any]], list[Problem]]:
+    """Each host's value of each name: its own (inventory, group, extra vars) or else the role default.
+
+    ``template(host, value, variables)`` renders a value with the host's variables; a value that
+    cannot be rendered is reported and left out.
+    """
+    values: dict[str, dict[str, Any]] = {}
+    found = []
+    wanted = list(dict.fromkeys(list(names) + list(HOST_VARIABLES)))
+    for host in hosts:
+        hvars = hostvars[host]
+        merged = dict(defaults)
+        for name in wanted:
+            if name in hvars:
+                merged[name] = hvars[name]
+        values[host] = {}
+        for name in wanted:
+            if name not in merged:
+                continue
+            try:
+                values[host][name] = template(host, merged[name], merged)
+            except Exception as err:  # noqa: BLE001  an inventory template can fail in any way
+                found.append(problem(host, name, "%s could not be evaluated: %s" % (name, str(err).splitlines()[0] if str(err) else type(err).__name__)))
+    return values, found

@@ -1,0 +1,253 @@
+"""The preflight validator, driven by the catalogue (tests/integration/preflight_cases.yml) with fake
+hostvars and node facts: every case's message, in seconds, without a node.
+
+The fake cluster is the sandbox's: node1 and node2 at 198.18.0.11/12 with the sandbox inventory's
+group_vars. A case's ``vars`` act as extra vars (they win over everything), its ``host_vars`` as
+host variables; its ``facts`` replace parts of what node_probe would read on a node. Like the
+playbooks, the inventory stage runs first and the node stage only when the inventory is clean.
+"""
+
+import copy
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import init_plugin_loader
+from ansible.template import Templar, trust_as_template
+from ansible_collections.onprem.torchrun.plugins.plugin_utils import checks
+
+ROOT = Path(__file__).resolve().parents[3]
+ROLES = ROOT / "roles"
+spec = importlib.util.spec_from_file_location("catalogue", ROOT / "tests" / "integration" / "catalogue.py")
+catalogue = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(catalogue)
+
+HOSTS = {"node1": "198.18.0.11", "node2": "198.18.0.12"}
+GROUP_VARS = yaml.safe_load((ROOT / "inventories" / "sandbox" / "group_vars" / "all.yml").read_text())
+GROUP_VARS["sandbox_package_host"] = "198.18.0.1:3142"
+# What node_probe reads on a fresh sandbox node.
+HEALTHY_NODE = {
+    "listeners": [{"port": 22, "address": "0.0.0.0", "process": "sshd", "pid": 100, "unit": "ssh.service"}],
+    "gpus": 0, "preset": [], "path_exists": True, "firewall_active": [], "nft_tables": [], "nft_own_tables": [], "jobs": [],
+    "account": {"name": "torchrun", "exists": False, "uid": None, "home": "", "ours": False, "group_exists": False},
+}
+
+
+def trusted(value):
+    if isinstance(value, str):
+        return trust_as_template(value)
+    if isinstance(value, list):
+        return [trusted(item) for item in value]
+    if isinstance(value, dict):
+        return {key: trusted(item) for key, item in value.items()}
+    return value
+
+
+def load_roles():
+    specs, defaults = {}, {}
+    for role in sorted(ROLES.iterdir()):
+        path = role / "meta" / "argument_specs.yml"
+        if path.is_file():
+            specs.update(checks.role_options(yaml.safe_load(path.read_text())))
+        path = role / "defaults" / "main.yml"
+        if path.is_file():
+            defaults.update(yaml.safe_load(path.read_text()) or {})
+    return specs, trusted(defaults)
+
+
+init_plugin_loader()  # the roles' defaults use lookups (env)
+SPECS, DEFAULTS = load_roles()
+TEMPLAR = Templar(loader=DataLoader())
+
+
+def hostvars_for(extra=None, host_vars=None, hosts=HOSTS):
+    """Each host's variables as hostvars gives them: rendered, extra vars over host vars over group vars."""
+    found = {}
+    for host, address in hosts.items():
+        raw = dict(GROUP_VARS, ansible_host=address, inventory_hostname=host)
+        raw.update((host_vars or {}).get(host, {}))
+        raw.update(extra or {})
+        templar = TEMPLAR.copy_with_new_env(available_variables=trusted(raw))
+        found[host] = {name: templar.template(trusted(value)) for name, value in raw.items()}
+    return found
+
+
+def cluster(extra=None, host_vars=None, facts=None, script_on_controller=True, hosts=HOSTS):
+    hostvars = hostvars_for(extra, host_vars, hosts)
+    group = hostvars[next(iter(hosts))].get("torchrun_group", "trainers") if hosts else "trainers"
+    members = list(hosts) if group == "trainers" else []
+
+    def template(_host, value, merged):
+        return TEMPLAR.copy_with_new_env(available_variables=merged).template(value)
+
+    values, found = checks.effective_values(members, hostvars, DEFAULTS, SPECS, template)
+    made = checks.Cluster(group=group, hosts=members, values=values, specs=SPECS, script_on_controller=script_on_controller)
+    if facts is not None:
+        made.facts = {}
+        for host in members:
+            node = copy.deepcopy(HEALTHY_NODE)
+            node.update(copy.deepcopy((facts or {}).get(host, {})))
+            made.facts[host] = node
+    return made, found
+
+
+def report(extra=None, host_vars=None, facts=None):
+    """The problems the playbooks would print: the inventory stage's, or else the node stage's."""
+    script = (extra or {}).get("torchrun_script", DEFAULTS["torchrun_script"])
+    script_on_controller = checks.script_found(str(script), ROLES, ROOT / "playbooks")
+    made, found = cluster(extra, host_vars, None, script_on_controller)
+    problems = found + checks.validate(made)
+    if problems:
+        return [p.message for p in problems]
+    made, found = cluster(extra, host_vars, facts or {}, script_on_controller)
+    return [p.message for p in found + checks.validate(made)]
+
+
+CASES = {case["mistake"]: case for case in catalogue.load()}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_catalogue_case_is_refused_with_its_message(name):
+    case = CASES[name]
+    messages = report(case.get("vars"), case.get("host_vars"), case.get("facts"))
+    assert any(case["message"] in message for message in messages), "case %r:\n%s" % (name, "\n".join(messages))
+
+
+def test_the_sandbox_inventory_passes():
+    assert report() == []
+
+
+def test_every_problem_is_reported_at_once():
+    messages = report({"torchrun_nproc_per_node": 0, "torchrun_master_port": 52500, "torchrun_nnodes": "3"})
+    assert len(messages) == 4, messages
+    for expected in ("node1: torchrun_nproc_per_node=0", "node2: torchrun_nproc_per_node=0",
+                     "node1: torchrun_master_port=52500 lies inside", "node1: torchrun_nnodes=3 but"):
+        assert any(m.startswith(expected) for m in messages), (expected, messages)
+
+
+# ---- types as a user types them: every int/bool knob of every role from -e key=value -------------
+TYPED = sorted((name, spec["type"]) for name, spec in SPECS.items() if spec.get("type") in ("int", "bool"))
+
+
+def typed_value(name, kind):
+    if kind == "bool":
+        return "false" if name != "launcher_wait" else "true"
+    value = DEFAULTS.get(name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return {"connectivity_probe_port": "52000", "healthcheck_port": "52001"}.get(name, "1")
+
+
+@pytest.mark.parametrize("name,kind", TYPED)
+def test_a_number_or_bool_given_as_a_string_is_accepted_and_converted(name, kind):
+    made, found = cluster({name: typed_value(name, kind)})
+    problems = found + checks.validate(made)
+    assert not [p for p in problems if p.var == name], problems
+    converted = made.values["node1"][name]
+    assert isinstance(converted, bool if kind == "bool" else int) and (kind == "bool" or not isinstance(converted, bool))
+
+
+@pytest.mark.parametrize("name,kind", TYPED)
+def test_a_word_where_a_number_or_bool_belongs_is_refused_by_name(name, kind):
+    made, found = cluster({name: "many"})
+    messages = [p.message for p in found + checks.validate(made)]
+    want = "node1: %s=many must be %s" % (name, "a whole number" if kind == "int" else "true or false")
+    assert want in messages, messages
+
+
+def test_a_list_typed_as_a_string_names_the_json_fix():
+    messages = report({"torchrun_collective_port_range": "[52000, 53999]"})
+    assert any(m.startswith("node1: torchrun_collective_port_range=[52000, 53999] must be a list; -e name=value always "
+                            "gives a string, so pass lists as JSON") for m in messages), messages
+
+
+# ---- names: a strict grammar, anchored, and no collisions with the collection's own names ----------
+@pytest.mark.parametrize("job", ["train", "a", "bert-large", "llama3-8b", "j" * 22])
+def test_good_job_names_pass(job):
+    assert report({"torchrun_job": job}) == []
+
+
+@pytest.mark.parametrize("job", ["train\n", "Train", "a.b", "a_b", "-a", "a-", "a--b", "1a", "", "j" * 23, "a b",
+                                 "x'; touch /root/pwned; echo '", "firewall", "healthcheck", "healthcheck-train",
+                                 "probe-52000", "a.secret", "a.run"])
+def test_bad_job_names_are_refused(job):
+    messages = report({"torchrun_job": job})
+    assert any(m.startswith("node1: torchrun_job=") for m in messages), messages
+
+
+def test_job_names_map_to_distinct_units_files_sets_and_comments():
+    good = ["a-b", "ab", "a-b-c", "ab-c", "a-bc", "abc"]
+    for job in good:
+        assert report({"torchrun_job": job}) == []
+    # The names each job gets (the roles use the job name as it is).
+    derived = [("torchrun-%s.service" % j, "/etc/torchrun/%s.env" % j, "nodes_%s" % j, "torchrun-%s" % j, "torchrun job %s" % j)
+               for j in good]
+    for column in zip(*derived):
+        assert len(set(column)) == len(good)
+
+
+@pytest.mark.parametrize("user,ok", [("torchrun", True), ("ml-jobs", True), ("root", False), ("Torchrun", False),
+                                     ("torchrun\n", False), ("a b", False), ("nobody", False)])
+def test_job_user_names(user, ok):
+    messages = report({"torchrun_user": user})
+    assert (messages == []) == ok, messages
+
+
+@pytest.mark.parametrize("table,ok", [("torchrun", True), ("torchrun_b", True), ("filter; flush ruleset", False),
+                                      ("Torchrun", False), ("t\n", False)])
+def test_firewall_table_names(table, ok):
+    messages = report({"firewall_table": table})
+    assert (messages == []) == ok, messages
+
+
+# ---- per-host consistency -----------------------------------------------------------------------
+def test_a_cluster_wide_setting_that_differs_names_each_node_and_value():
+    hosts = dict(HOSTS, node3="198.18.0.13")
+    made, found = cluster(host_vars={"node2": {"torchrun_master_port": 29501}, "node3": {"torchrun_master_port": 29502}},
+                          hosts=hosts)
+    messages = [p.message for p in found + checks.validate(made)]
+    assert any(m.startswith("node2: torchrun_master_port=29501 differs from torchrun_master_port=29500 on node1") for m in messages)
+    assert any(m.startswith("node3: torchrun_master_port=29502 differs") for m in messages)
+
+
+def test_a_secret_that_differs_is_named_without_its_value():
+    messages = report(host_vars={"node1": {"torchrun_secret_env": {"TOKEN": "s3cret-one"}},
+                                 "node2": {"torchrun_secret_env": {"TOKEN": "s3cret-two"}}})
+    assert any("node2: torchrun_secret_env differs from node1's (values not shown)" in m for m in messages), messages
+    assert not any("s3cret" in m for m in messages)
+
+
+def test_a_secret_of_the_wrong_type_is_not_shown():
+    messages = report({"torchrun_secret_env": "TOKEN=s3cret"})
+    assert messages and not any("s3cret" in m for m in messages), messages
+
+
+def test_per_host_settings_may_differ():
+    assert report(host_vars={"node2": {"firewall_ssh_ports": [22, 2222], "nvidia_driver_branch": "555"}}) == []
+
+
+# ---- accounts and tables that are not ours --------------------------------------------------------
+def test_the_login_user_is_refused_before_any_node_is_read():
+    made, found = cluster({"torchrun_user": "admin", "ansible_user": "admin"})
+    assert "node1: torchrun_user=admin is the account Ansible logs in with (ansible_user)" in \
+        " ".join(p.message for p in checks.validate(made))
+
+
+def test_an_account_the_collection_made_is_reused():
+    ours = {"account": {"name": "torchrun", "exists": True, "uid": 998, "home": "/var/lib/torchrun", "ours": True, "group_exists": True}}
+    assert report(facts={"node1": ours, "node2": ours}) == []
+
+
+def test_the_collection_own_table_is_reused():
+    facts = {"nft_tables": ["inet torchrun", "inet filter"], "nft_own_tables": ["torchrun"]}
+    assert report(facts={"node1": facts, "node2": facts}) == []
+
+
+# ---- addresses ----------------------------------------------------------------------------------------
+def test_ipv6_addresses_are_canonical_and_compared_as_addresses():
+    made, found = cluster(host_vars={"node1": {"torchrun_address": "fd00::11"}, "node2": {"torchrun_address": "FD00:0::12"}},
+                          extra={"firewall_peers": ["fd00::11", "fd00:0:0::12"]})
+    assert found + checks.validate(made) == []
+    assert made.addresses == {"node1": "fd00::11", "node2": "fd00::12"}
