@@ -33,6 +33,7 @@ RESERVED_JOB_PREFIXES = ("firewall", "healthcheck", "probe")
 USER_PATTERN = re.compile(r"\A[a-z_][a-z0-9_-]{0,30}\Z")
 RESERVED_USERS = {"root", "daemon", "bin", "sys", "nobody", "sshd", "systemd-network", "messagebus"}
 TABLE_PATTERN = re.compile(r"\A[a-z][a-z0-9_]{0,31}\Z")
+ZONE_PATTERN = re.compile(r"\A[A-Za-z0-9_-]{1,17}\Z")  # firewalld zone names: at most 17 characters
 ENV_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
 RDZV_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 NNODES = re.compile(r"\A([0-9]+)(?::([0-9]+))?\Z")
@@ -80,8 +81,7 @@ class Cluster:
 
     ``values[host][name]`` holds each role variable in effect on ``host``, already converted to its
     spec type (a value that cannot be converted is left out after the types area reports it).
-    ``facts[host]`` is what node_probe read on the node (node stage only), with ``firewall_active``
-    added. ``script_on_controller`` tells whether torchrun_script was found on the controller.
+    ``facts[host]`` is what node_probe read on the node (node stage only). ``script_on_controller`` tells whether torchrun_script was found on the controller.
     """
 
     group: str
@@ -250,6 +250,10 @@ def names_and_paths(c: Cluster) -> list[Problem]:
         if table is not None and not TABLE_PATTERN.match(table):
             found.append(problem(node, "firewall_table", "firewall_table=%s must be 1 to 32 lowercase letters, digits and '_', "
                                                          "starting with a letter" % shown(table)))
+        zone = c.get(node, "firewall_firewalld_zone")
+        if zone and not ZONE_PATTERN.match(zone):
+            found.append(problem(node, "firewall_firewalld_zone", "firewall_firewalld_zone=%s must be a firewalld zone name: up to 17 "
+                                                                  "letters, digits, '_' or '-'" % shown(zone)))
     return found
 
 

@@ -109,6 +109,19 @@ def test_status_shows_each_node_running(cluster):
     assert re.search(r"node2 +1 +active +0 ", out), out
 
 
+def test_numbers_and_flags_typed_on_the_command_line_work(cluster):
+    # `-e key=value` always gives strings ("120", "false"): launch used to start the units and then
+    # crash on "unsupported operand type(s) for /", with nobody following the job.
+    ok(playbook("stop"))
+    proc = run_playbook("launch", "-e", json.dumps(SLOW_JOB), "-e", "launcher_join_timeout=120", "-e", "launcher_wait=false",
+                        "-e", "launcher_log_lines=2", "-e", "launcher_restart_sec=15")
+    out = ok(proc)
+    assert "unsupported operand" not in out
+    for node in ("node1", "node2"):
+        assert prop(node, "ActiveState") == "active"
+        assert workers(node) != "0"
+
+
 def test_logs_fetched_one_file_per_node_marked_with_rank(cluster, tmp_path):
     ok(playbook("logs", {"launcher_logs_dir": str(tmp_path)}))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train-rank0-node1.log", "train-rank1-node2.log"]

@@ -1,8 +1,13 @@
-"""Bad settings are refused by preflight with a message naming host and variable, before any node changes.
+"""Bad settings are refused with a message naming host and variable, before any node changes.
 
-Runs playbooks/setup.yml against a fresh 2-node sandbox for each case and compares a fingerprint
-of every node (files under /etc, /opt, /var/lib; installed packages; firewall rules; units)
-before and after. Needs root (`make integration`).
+Every catalogue case is checked without nodes in tests/unit/plugins/test_validate.py; here run the
+cases marked `sandbox: true`: those that need real node state (a listener, a second sshd, a
+pre-set NODE_RANK, an existing account, a site table, another job, no GPU, a missing script) and
+every name case, against a fresh 2-node sandbox. Each compares a fingerprint of every node (files
+under /etc, /opt, /var/lib; installed packages; firewall rules; units) right before and after
+the play, and checks that no file planted by a shell command in a name exists. Also: the operate
+playbooks validate what they use, and SSH on another port is never locked out.
+Needs root (`make integration`).
 """
 
 import json
@@ -20,25 +25,54 @@ NODES = ["node1", "node2"]
 FINGERPRINT = (
     "find /etc /opt /var/lib -xdev \\( -path /var/lib/systemd -o -path /var/lib/apt/lists \\) -prune "
     "-o -printf '%p %s %m %u %T@\\n' | sort | sha256sum; sha256sum /var/lib/dpkg/status; "
-    "nft -s list ruleset 2>/dev/null | sha256sum; systemctl list-unit-files --no-legend 'torchrun*' | sha256sum"
+    "nft -s list ruleset 2>/dev/null | sha256sum; systemctl list-unit-files --no-legend 'torchrun*' | sha256sum; "
+    "ls -d /root/pwned* 2>/dev/null || true"  # what a shell command in a name would have left
 )
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")
 
-CASES = {case["mistake"]: case for case in catalogue.load()}
+CASES = {case["mistake"]: case for case in catalogue.load() if case.get("sandbox")}
 
 
-def playbook(*args):
-    return run_playbook("setup", *args)
+def on(node, command, timeout=60):
+    return subprocess.run(sandbox.ssh_command(node) + [command], capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def fingerprints():
     prints = {}
     for name in NODES:
-        proc = subprocess.run(sandbox.ssh_command(name) + [FINGERPRINT], capture_output=True, text=True, timeout=60, check=False)
+        proc = on(name, FINGERPRINT)
         assert proc.returncode == 0, proc.stderr
+        assert "pwned" not in proc.stdout, "%s: a shell command from a setting ran: %s" % (name, proc.stdout)
         prints[name] = proc.stdout
     return prints
+
+
+def messages(proc):
+    """Every msg line of the run (the json callback keeps each exactly as the play made it)."""
+    try:
+        tree = json.loads(proc.stdout[proc.stdout.index("{"):])
+    except ValueError:
+        return [proc.stdout + proc.stderr]
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "msg":
+                    found.extend(value if isinstance(value, list) else [value])
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(tree)
+    return [str(m) for m in found]
+
+
+def play(name, *args):
+    return run_playbook(name, *args, env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +86,7 @@ def fresh_cluster():
 
 def on_nodes(commands):
     for name, command in (commands or {}).items():
-        proc = subprocess.run(sandbox.ssh_command(name) + [command], capture_output=True, text=True, timeout=60, check=False)
+        proc = on(name, command)
         assert proc.returncode == 0, "%s: %s: %s" % (name, command, proc.stderr)
 
 
@@ -66,27 +100,58 @@ def test_bad_input_is_refused_before_any_change(fresh_cluster, name, tmp_path):
         args += ["-i", str(extra_inventory)]
     on_nodes(case.get("setup"))
     try:
-        proc = playbook(*args)
+        before = fingerprints()
+        proc = play("setup", *args)
+        after = fingerprints()
     finally:
         on_nodes(case.get("cleanup"))
-    out = " ".join((proc.stdout + proc.stderr).split())  # undo Ansible's line wrapping
-    assert proc.returncode != 0, out[-3000:]
-    assert case["message"] in out, out[-3000:]
-    assert fingerprints() == fresh_cluster
+    found = messages(proc)
+    assert proc.returncode != 0, found[-20:]
+    assert any(case["message"] in message for message in found), "case %r:\n%s" % (name, "\n".join(found)[-3000:])
+    assert after == before  # the play changed nothing (a case's own setup and cleanup may)
 
 
-def test_every_problem_is_reported_at_once(fresh_cluster):
-    proc = playbook("-e", json.dumps({"torchrun_nproc_per_node": 0, "torchrun_master_port": 52500, "torchrun_nnodes": "3"}))
-    out = " ".join((proc.stdout + proc.stderr).split())
-    assert "preflight found 4 problem(s); nothing was changed" in out, out[-3000:]
-    for problem in ('node1: torchrun_nproc_per_node=0', 'node2: torchrun_nproc_per_node=0',
-                    'node1: torchrun_master_port=52500 lies inside', 'node1: torchrun_nnodes=3 but'):
-        assert problem in out
-    assert fingerprints() == fresh_cluster
+@pytest.mark.parametrize("name", ["launch", "stop", "status", "logs", "stacks", "healthcheck"])
+def test_operate_playbooks_validate_before_touching_a_node(fresh_cluster, name):
+    # stacks.yml used to build a shell command from the job name.
+    before = fingerprints()
+    proc = play(name, "-e", json.dumps({"torchrun_job": "x; touch /root/pwned-%s" % name}))
+    found = messages(proc)
+    assert proc.returncode != 0
+    assert any(m.startswith("node1: torchrun_job=x; touch /root/pwned-%s must be" % name) for m in found), found[-20:]
+    assert fingerprints() == before
 
 
 def test_good_inventory_passes_preflight_and_changes_nothing(fresh_cluster):
-    proc = playbook("--tags", "preflight")
+    before = fingerprints()
+    proc = run_playbook("setup", "--tags", "preflight")
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "preflight: 2 node(s) in group trainers, master node1 (198.18.0.11:29500)" in proc.stdout
-    assert fingerprints() == fresh_cluster
+    assert fingerprints() == before
+
+
+def test_ssh_on_another_port_stays_open_after_the_firewall(fresh_cluster, tmp_path):
+    """A site whose sshd listens on 2222 (and Ansible connects there): the next run still gets in."""
+    for node in NODES:
+        on(node, "systemd-run --unit=sshd-2222 --collect /usr/sbin/sshd -D -p 2222")
+    known = tmp_path / "known_hosts"  # the nodes' keys, as ssh looks them up on port 2222
+    known.write_text("".join("[%s]:2222 %s\n" % (line.split()[0].split(",")[1], " ".join(line.split()[1:]))
+                             for line in (sandbox.STATE / "known_hosts").read_text().splitlines() if line.strip()))
+    inventory = tmp_path / "port.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {node: {
+        "ansible_port": 2222, "ansible_ssh_common_args": "-o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes" % known}
+        for node in NODES}}}))
+    try:
+        first = run_playbook("setup", "-i", str(inventory), "--tags", "firewall")
+        assert first.returncode == 0, first.stdout[-3000:]
+        for node in NODES:
+            ruleset = on(node, "nft list table inet torchrun").stdout
+            assert "tcp dport { 22, 2222 } accept" in ruleset, ruleset
+        # A new connection on the second port (no ControlPersist master left from the first run).
+        again = run_playbook("ping", "-i", str(inventory), env={"ANSIBLE_SSH_ARGS": "-o ControlMaster=no"}, timeout=120)
+        assert again.returncode == 0, again.stdout[-3000:]
+    finally:
+        for node in NODES:
+            on(node, "systemctl stop sshd-2222; systemctl stop torchrun-firewall; "
+                     "rm -rf /etc/torchrun /etc/systemd/system/torchrun-firewall.service /etc/sysctl.d/60-torchrun.conf; "
+                     "systemctl daemon-reload")

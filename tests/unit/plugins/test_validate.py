@@ -251,3 +251,9 @@ def test_ipv6_addresses_are_canonical_and_compared_as_addresses():
                           extra={"firewall_peers": ["fd00::11", "fd00:0:0::12"]})
     assert found + checks.validate(made) == []
     assert made.addresses == {"node1": "fd00::11", "node2": "fd00::12"}
+
+
+@pytest.mark.parametrize("zone,ok", [("", True), ("trusted-cluster", True), ("public; drop", False), ("z" * 18, False)])
+def test_firewalld_zone_names(zone, ok):
+    messages = report({"firewall_firewalld_zone": zone})
+    assert (messages == []) == ok, messages
