@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.template import trust_as_template
 from ansible_collections.onprem.torchrun.plugins.plugin_utils import checks

@@ -170,8 +170,8 @@ def types(c: Cluster) -> list[Problem]:
                 converted = _convert(value, spec)
             except (TypeError, ValueError):
                 del c.values[host][name]
-                found.append(problem(host, name, "%s=%s %s" % (name, "(hidden)" if secret else shown(value),
-                                                                 _type_fix(name, spec, value))))
+                text = "(hidden)" if secret else shown(value)
+                found.append(problem(host, name, "%s=%s %s" % (name, text, _type_fix(name, spec, value))))
                 continue
             choices = spec.get("choices")
             if choices and converted not in choices:
@@ -304,8 +304,9 @@ def consistency(c: Cluster) -> list[Problem]:
             if name in SECRETS:
                 text = "%s differs from %s's (values not shown)" % (name, first)
             else:
-                text = "%s=%s differs from %s=%s on %s" % (name, "(unset)" if have is _MISSING else shown(have), name,
-                                                          "(unset)" if want is _MISSING else shown(want), first)
+                theirs = "(unset)" if have is _MISSING else shown(have)
+                ours = "(unset)" if want is _MISSING else shown(want)
+                text = "%s=%s differs from %s=%s on %s" % (name, theirs, name, ours, first)
             found.append(problem(host, name, text + "; a cluster-wide setting must be the same on every node of group "
                                                     "%s: set it for the group, not per host" % c.group))
     return found
@@ -408,7 +409,7 @@ def check_address(host: str, var: str, value: Any) -> tuple[str | None, Problem 
                       (address.is_multicast, "a multicast address"), (address.is_link_local, "a link-local address")):
         if trap:
             return None, problem(host, var, "%s=%s is %s, which the other nodes cannot reach; set torchrun_address to the "
-                                             "node's address on the cluster network" % (var, address, why))
+                                            "node's address on the cluster network" % (var, address, why))
     return str(address), None
 
 
