@@ -7,21 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ansible.plugins.action import ActionBase
-from ansible.template import trust_as_template
 from ansible_collections.onprem.torchrun.plugins.plugin_utils import checks
 
 ROLES = Path(__file__).resolve().parents[2] / "roles"
-
-
-def trusted(value):
-    """Our own role defaults may be templates: mark them so the templar renders them."""
-    if isinstance(value, str):
-        return trust_as_template(value)
-    if isinstance(value, list):
-        return [trusted(item) for item in value]
-    if isinstance(value, dict):
-        return {key: trusted(item) for key, item in value.items()}
-    return value
 
 
 class ActionModule(ActionBase):
@@ -29,15 +17,6 @@ class ActionModule(ActionBase):
 
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("group", "facts", "fail"))
-
-    def load_roles(self):
-        specs, defaults = {}, {}
-        for role in sorted(p for p in ROLES.iterdir() if (p / "meta" / "argument_specs.yml").is_file()):
-            specs.update(checks.role_options(self._loader.load_from_file(str(role / "meta" / "argument_specs.yml"))))
-            path = role / "defaults" / "main.yml"
-            if path.is_file():
-                defaults.update(self._loader.load_from_file(str(path)) or {})
-        return specs, trusted(defaults)
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -48,7 +27,7 @@ class ActionModule(ActionBase):
         })
         hostvars = task_vars["hostvars"]
         hosts = list(task_vars["groups"].get(params["group"], []))
-        specs, defaults = self.load_roles()
+        specs, defaults = checks.load_roles(ROLES, self._loader.load_from_file)
 
         def template(host, value, merged):
             # The host's own values are rendered by hostvars already; a role default may refer to

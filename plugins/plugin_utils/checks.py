@@ -12,11 +12,13 @@ the fix. Nothing here touches a node; the unit tests drive it with fake hostvars
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from ansible.module_utils.common.validation import check_type_bool, check_type_int
+from ansible.template import trust_as_template
 
 # ---- facts of the collection that the rules need (and the roles share) ---------------------------
 PORT_MIN, PORT_MAX = 1024, 65535
@@ -694,8 +696,6 @@ def stack_sources(c: Cluster) -> list[Problem]:
 
 def script_found(script: str, roles_dir: Any, playbook_dir: Any) -> bool:
     """Whether the launcher's copy would find ``script`` on the controller (its role's files, then the playbook's)."""
-    import os
-
     if os.path.isabs(script):
         return os.path.isfile(script)
     return any(os.path.isfile(os.path.join(str(base), script)) for base in (
@@ -734,6 +734,31 @@ def role_options(specs: dict) -> dict[str, dict]:
     return options
 
 
+def trusted(value: Any) -> Any:
+    """The collection's own role defaults may be templates: mark them so a templar renders them."""
+    if isinstance(value, str):
+        return trust_as_template(value)
+    if isinstance(value, list):
+        return [trusted(item) for item in value]
+    if isinstance(value, dict):
+        return {key: trusted(item) for key, item in value.items()}
+    return value
+
+
+def load_roles(roles_dir: Any, load: Callable[[str], Any]) -> tuple[dict[str, dict], dict[str, Any]]:
+    """Every role's options (from its argument specs) and defaults (trusted), read with ``load(path)``."""
+    specs: dict[str, dict] = {}
+    defaults: dict[str, Any] = {}
+    for role in sorted(os.listdir(str(roles_dir))):
+        path = os.path.join(str(roles_dir), role, "meta", "argument_specs.yml")
+        if os.path.isfile(path):
+            specs.update(role_options(load(path)))
+        path = os.path.join(str(roles_dir), role, "defaults", "main.yml")
+        if os.path.isfile(path):
+            defaults.update(load(path) or {})
+    return specs, trusted(defaults)
+
+
 # Host variables the rules read besides the roles' options.
 HOST_VARIABLES = ("ansible_host", "ansible_port", "ansible_user", "torchrun_address", "torchrun_node_rank",
                   "ansible_os_family", "ansible_distribution")
@@ -752,15 +777,14 @@ def effective_values(hosts: list[str], hostvars: Any, defaults: dict[str, Any], 
     for host in hosts:
         hvars = hostvars[host]
         merged = dict(defaults)
-        for name in wanted:
-            if name in hvars:
-                merged[name] = hvars[name]
         values[host] = {}
         for name in wanted:
-            if name not in merged:
+            if name not in hvars and name not in merged:
                 continue
-            try:
-                values[host][name] = template(host, merged[name], merged)
+            try:  # hostvars renders the host's own value on access; a role default is rendered here
+                values[host][name] = hvars[name] if name in hvars else template(host, merged[name], merged)
+                merged[name] = values[host][name]
             except Exception as err:  # noqa: BLE001  an inventory template can fail in any way
-                found.append(problem(host, name, "%s could not be evaluated: %s" % (name, str(err).splitlines()[0] if str(err) else type(err).__name__)))
+                why = "(details hidden: a secret)" if name in SECRETS else (str(err).splitlines() or [type(err).__name__])[0]
+                found.append(problem(host, name, "%s could not be evaluated: %s" % (name, why)))
     return values, found

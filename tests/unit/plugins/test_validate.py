@@ -15,7 +15,7 @@ import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import init_plugin_loader
-from ansible.template import Templar, trust_as_template
+from ansible.template import Templar
 from ansible_collections.onprem.torchrun.plugins.plugin_utils import checks
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -35,48 +35,34 @@ HEALTHY_NODE = {
 }
 
 
-def trusted(value):
-    if isinstance(value, str):
-        return trust_as_template(value)
-    if isinstance(value, list):
-        return [trusted(item) for item in value]
-    if isinstance(value, dict):
-        return {key: trusted(item) for key, item in value.items()}
-    return value
-
-
-def load_roles():
-    specs, defaults = {}, {}
-    for role in sorted(ROLES.iterdir()):
-        path = role / "meta" / "argument_specs.yml"
-        if path.is_file():
-            specs.update(checks.role_options(yaml.safe_load(path.read_text())))
-        path = role / "defaults" / "main.yml"
-        if path.is_file():
-            defaults.update(yaml.safe_load(path.read_text()) or {})
-    return specs, trusted(defaults)
-
-
 init_plugin_loader()  # the roles' defaults use lookups (env)
-SPECS, DEFAULTS = load_roles()
+SPECS, DEFAULTS = checks.load_roles(ROLES, lambda path: yaml.safe_load(Path(path).read_text()))
+trusted = checks.trusted
 TEMPLAR = Templar(loader=DataLoader())
 
 
+class HostVars(dict):
+    """One host's variables as hostvars gives them: each rendered with the host's variables on access."""
+
+    def __getitem__(self, name):
+        return TEMPLAR.copy_with_new_env(available_variables=dict(self)).template(dict.__getitem__(self, name))
+
+
 def hostvars_for(extra=None, host_vars=None, hosts=HOSTS):
-    """Each host's variables as hostvars gives them: rendered, extra vars over host vars over group vars."""
+    """Each host's variables: extra vars over host vars over group vars, rendered on access."""
     found = {}
     for host, address in hosts.items():
         raw = dict(GROUP_VARS, ansible_host=address, inventory_hostname=host)
         raw.update((host_vars or {}).get(host, {}))
         raw.update(extra or {})
-        templar = TEMPLAR.copy_with_new_env(available_variables=trusted(raw))
-        found[host] = {name: templar.template(trusted(value)) for name, value in raw.items()}
+        found[host] = HostVars(trusted(raw))
     return found
 
 
 def cluster(extra=None, host_vars=None, facts=None, script_on_controller=True, hosts=HOSTS):
     hostvars = hostvars_for(extra, host_vars, hosts)
-    group = hostvars[next(iter(hosts))].get("torchrun_group", "trainers") if hosts else "trainers"
+    first = hostvars[next(iter(hosts))]
+    group = first["torchrun_group"] if "torchrun_group" in first else "trainers"
     members = list(hosts) if group == "trainers" else []
 
     def template(_host, value, merged):
@@ -257,3 +243,11 @@ def test_ipv6_addresses_are_canonical_and_compared_as_addresses():
 def test_firewalld_zone_names(zone, ok):
     messages = report({"firewall_firewalld_zone": zone})
     assert (messages == []) == ok, messages
+
+
+def test_a_template_that_fails_is_named_and_a_secret_one_hides_its_text():
+    messages = report({"pytorch_index_url": "{{ no_such_variable }}/simple",
+                       "torchrun_secret_env": "{{ {'TOKEN': 's3cret'} | no_such_filter }}"})
+    assert any(m.startswith("node1: pytorch_index_url could not be evaluated: ") for m in messages), messages
+    assert "node1: torchrun_secret_env could not be evaluated: (details hidden: a secret)" in messages, messages
+    assert not any("s3cret" in m for m in messages)
