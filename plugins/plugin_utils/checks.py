@@ -778,13 +778,15 @@ def effective_values(hosts: list[str], hostvars: Any, defaults: dict[str, Any], 
         hvars = hostvars[host]
         merged = dict(defaults)
         values[host] = {}
-        for name in wanted:
-            if name not in hvars and name not in merged:
-                continue
-            try:  # hostvars renders the host's own value on access; a role default is rendered here
+        # First the host's own values (hostvars renders them on access), so that a role default
+        # which refers to another setting is rendered with the host's value of it, not its default.
+        own = [name for name in wanted if name in hvars]
+        for name in own + [name for name in wanted if name not in hvars and name in defaults]:
+            try:
                 values[host][name] = hvars[name] if name in hvars else template(host, merged[name], merged)
                 merged[name] = values[host][name]
             except Exception as err:  # noqa: BLE001  an inventory template can fail in any way
+                merged.pop(name, None)
                 why = "(details hidden: a secret)" if name in SECRETS else (str(err).splitlines() or [type(err).__name__])[0]
                 found.append(problem(host, name, "%s could not be evaluated: %s" % (name, why)))
     return values, found

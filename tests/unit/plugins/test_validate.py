@@ -251,3 +251,10 @@ def test_a_template_that_fails_is_named_and_a_secret_one_hides_its_text():
     assert any(m.startswith("node1: pytorch_index_url could not be evaluated: ") for m in messages), messages
     assert "node1: torchrun_secret_env could not be evaluated: (details hidden: a secret)" in messages, messages
     assert not any("s3cret" in m for m in messages)
+
+
+def test_a_default_that_refers_to_another_setting_follows_the_users_value():
+    # connectivity_probe_port and healthcheck_port default to the first port of the range given.
+    made, found = cluster({"torchrun_collective_port_range": [54000, 55999]})
+    assert found + checks.validate(made) == []
+    assert made.values["node1"]["connectivity_probe_port"] == 54000 == made.values["node2"]["healthcheck_port"]
