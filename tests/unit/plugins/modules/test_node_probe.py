@@ -54,3 +54,29 @@ def test_preset_names_where_each_variable_comes_from():
     found = node_probe.preset(["NODE_RANK", "MASTER_ADDR", "MASTER_PORT"], manager, etc)
     assert found == [{"name": "NODE_RANK", "value": "0", "where": node_probe.MANAGER},
                      {"name": "MASTER_ADDR", "value": "10.0.0.1", "where": "/etc/environment"}]
+
+
+def test_declared_tables_reads_ruleset_files_and_nft_output():
+    conf = "#!/usr/sbin/nft -f\nflush ruleset\n\ntable inet filter {\n  chain input { }\n}\ntable ip nat {\n}\n"
+    assert node_probe.declared_tables(conf) == ["inet filter", "ip nat"]
+    ours = "table inet torchrun\ndelete table inet torchrun\n\ntable inet torchrun {\n}\n"
+    assert sorted(set(node_probe.declared_tables(ours))) == ["inet torchrun"]
+
+
+def test_installed_jobs_reads_each_job_env_file_and_skips_the_others(tmp_path):
+    (tmp_path / "train.env").write_text("TORCHRUN_MASTER_PORT=29500\nTORCHRUN_COLLECTIVE_PORT_RANGE=52000-53999\n")
+    (tmp_path / "eval.env").write_text("TORCHRUN_MASTER_PORT=29600\n")
+    (tmp_path / "train.secret.env").write_text("TORCHRUN_MASTER_PORT=1\n")
+    (tmp_path / "train.run.env").write_text("TORCHRUN_RDZV_ID=x\n")
+    assert node_probe.installed_jobs(str(tmp_path)) == [
+        {"job": "eval", "master_port": 29600, "collective_port_range": None},
+        {"job": "train", "master_port": 29500, "collective_port_range": [52000, 53999]},
+    ]
+
+
+def test_account_tells_ours_from_an_existing_one():
+    assert node_probe.account("", "onprem.torchrun jobs")["exists"] is False
+    root = node_probe.account("root", "onprem.torchrun jobs")
+    assert root["exists"] and root["uid"] == 0 and not root["ours"] and root["group_exists"]
+    missing = node_probe.account("no-such-user-here", "onprem.torchrun jobs")
+    assert not missing["exists"] and not missing["ours"]
