@@ -61,7 +61,9 @@ sub_state:
   returned: always
   type: str
 result:
-  description: systemd's Result of the latest run (C(success), C(exit-code), C(signal), ...).
+  description:
+    - systemd's Result of the latest run (C(success), C(exit-code), C(signal), ...), or
+      C(start-limit-hit) when systemd refused to start it again (read from the unit's journal too).
   returned: always
   type: str
 exit_status:
@@ -94,6 +96,12 @@ finished:
   description: Whether the latest run is over (not active, activating or deactivating).
   returned: always
   type: bool
+stale:
+  description:
+    - Whether the run that is going on started before its unit or environment files last
+      changed (setup.yml installed new settings while it ran), so a launch restarts it.
+  returned: always
+  type: bool
 log:
   description: The last journal lines of the latest run.
   returned: always
@@ -107,7 +115,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 PROPERTIES = ("LoadState", "ActiveState", "SubState", "Result", "ExecMainStatus", "NRestarts", "MainPID",
-              "InvocationID", "ActiveEnterTimestamp")
+              "InvocationID", "ActiveEnterTimestamp", "ActiveEnterTimestampMonotonic", "FragmentPath")
 RUNNING = ("active", "activating", "deactivating", "reloading")
 
 
@@ -165,6 +173,31 @@ def journal(module, unit, invocation, lines):
     return out.splitlines()[-lines:] if rc == 0 else []
 
 
+def stale(props, job, folder="/etc/torchrun"):
+    """Whether the running unit started before its unit file or environment files last changed."""
+    if props.get("ActiveState") not in RUNNING:
+        return False
+    started_mono = to_int(props.get("ActiveEnterTimestampMonotonic")) / 1e6
+    if started_mono <= 0:
+        return False
+    started = time.time() - (time.clock_gettime(time.CLOCK_MONOTONIC) - started_mono)
+    files = [props.get("FragmentPath") or ""] + ["%s/%s%s" % (folder, job, suffix) for suffix in (".env", ".secret.env")]
+    for path in files:
+        try:
+            if path and os.stat(path).st_mtime > started:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def start_limit_hit(module, unit):
+    """Whether systemd refused the unit's last start ("Start request repeated too quickly"); some
+    systemd versions leave Result at the last run's exit-code then."""
+    rc, out, _err = module.run_command(["journalctl", "--no-pager", "--output=cat", "--lines=5", "--unit=" + unit])
+    return rc == 0 and "Start request repeated too quickly" in out
+
+
 def to_int(value):
     try:
         return int(value)
@@ -185,7 +218,8 @@ def main():
         pid = to_int(props.get("MainPID"))
         state = props.get("ActiveState", "")
         workers = children(pid)
-        if workers or state not in RUNNING or time.monotonic() >= deadline:
+        # A unit waiting to be restarted (auto-restart) has no workers to wait for.
+        if workers or state not in RUNNING or props.get("SubState") == "auto-restart" or time.monotonic() >= deadline:
             break
         time.sleep(0.2)
     module.exit_json(
@@ -194,7 +228,7 @@ def main():
         exists=props.get("LoadState") == "loaded",
         state=state,
         sub_state=props.get("SubState", ""),
-        result=props.get("Result", ""),
+        result="start-limit-hit" if state == "failed" and start_limit_hit(module, unit) else props.get("Result", ""),
         exit_status=to_int(props.get("ExecMainStatus")),
         restarts=to_int(props.get("NRestarts")),
         main_pid=pid,
@@ -202,6 +236,7 @@ def main():
         worker_ranks=[{"pid": worker, "rank": rank_of(worker)} for worker in workers],
         started=props.get("ActiveEnterTimestamp", ""),
         finished=state not in RUNNING,
+        stale=stale(props, module.params["job"]),
         log=journal(module, unit, props.get("InvocationID", ""), module.params["log_lines"]),
     )
 

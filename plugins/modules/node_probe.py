@@ -42,6 +42,10 @@ options:
     description: An account to read in RV(account). Empty reads none.
     type: str
     default: ""
+  interface:
+    description: The cluster interface, whose firewalld zone RV(firewall_site) reports. Empty skips it.
+    type: str
+    default: ""
   marker:
     description: The comment (GECOS) of accounts the collection created.
     type: str
@@ -89,6 +93,14 @@ firewall_active:
   returned: always
   type: list
   elements: str
+firewall_site:
+  description:
+    - How the active manager treats traffic the job's rules do not name. firewalld - the zone of
+      O(interface) (else the default zone) and its target (C(ACCEPT) lets everything in). ufw -
+      the default input policy and whether IPv6 is filtered (from /etc/default/ufw).
+  returned: always
+  type: dict
+  sample: {"firewalld_zone": "public", "firewalld_target": "default", "ufw_default_input": "DROP", "ufw_ipv6": true}
 nft_tables:
   description: nftables tables, live or declared in /etc/nftables.conf, as C(<family> <name>).
   returned: always
@@ -302,6 +314,28 @@ def firewall_managers(module: AnsibleModule) -> list[str]:
     return active
 
 
+def ufw_defaults(text: str) -> dict:
+    """The default input policy and the IPv6 switch of /etc/default/ufw."""
+    values = assignments(text)
+    return {"ufw_default_input": values.get("DEFAULT_INPUT_POLICY", "DROP").upper(),
+            "ufw_ipv6": values.get("IPV6", "yes").lower() == "yes"}
+
+
+def firewall_site(module: AnsibleModule, active: list[str], interface: str) -> dict:
+    site: dict = {}
+    if "firewalld" in active:
+        cmd = module.get_bin_path("firewall-cmd") or "firewall-cmd"
+        rc, out, _err = module.run_command([cmd, "--get-zone-of-interface=" + interface]) if interface else (1, "", "")
+        if rc != 0:
+            rc, out, _err = module.run_command([cmd, "--get-default-zone"])
+        zone = out.strip()
+        rc, target, _err = module.run_command([cmd, "--permanent", "--zone=" + zone, "--get-target"])
+        site.update(firewalld_zone=zone, firewalld_target=target.strip() if rc == 0 else "")
+    if "ufw" in active:
+        site.update(ufw_defaults(read("/etc/default/ufw")))
+    return site
+
+
 def nft_tables(module: AnsibleModule) -> list[str]:
     tables = declared_tables(read("/etc/nftables.conf"))
     nft = module.get_bin_path("nft")
@@ -321,6 +355,7 @@ def main() -> None:
             "path": {"type": "str", "default": ""},
             "user": {"type": "str", "default": ""},
             "marker": {"type": "str", "default": "onprem.torchrun jobs"},
+            "interface": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )
@@ -335,6 +370,7 @@ def main() -> None:
     except OSError:
         etc_environment = ""
     path = module.params["path"]
+    active = firewall_managers(module)
     module.exit_json(
         changed=False,
         listeners=listeners(),
@@ -342,7 +378,8 @@ def main() -> None:
         preset=preset(module.params["names"], manager, etc_environment),
         path_exists=not path or os.path.isfile(path),
         account=account(module.params["user"], module.params["marker"]),
-        firewall_active=firewall_managers(module),
+        firewall_active=active,
+        firewall_site=firewall_site(module, active, module.params["interface"]),
         nft_tables=nft_tables(module),
         nft_own_tables=[name.split()[1] for name in declared_tables(read("/etc/torchrun/firewall.nft")) if name.startswith("inet ")],
         jobs=installed_jobs(),

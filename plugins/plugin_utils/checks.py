@@ -412,6 +412,10 @@ def check_address(host: str, var: str, value: Any) -> tuple[str | None, Problem 
         if trap:
             return None, problem(host, var, "%s=%s is %s, which the other nodes cannot reach; set torchrun_address to the "
                                             "node's address on the cluster network" % (var, address, why))
+    if address.version == 6:
+        return None, problem(host, var, "%s=%s is an IPv6 address; the collection's firewall rules, peer sets and connectivity "
+                                        "probes are IPv4-only for now, so the job's store would not be guarded: give the "
+                                        "node's IPv4 cluster address (torchrun_address)" % (var, address))
     return str(address), None
 
 
@@ -556,10 +560,11 @@ def rendezvous(c: Cluster) -> list[Problem]:
         value = c.cluster(var)
         if value is not None and value <= 0:
             found.append(problem(host, var, "%s=%s must be a positive number of seconds" % (var, value)))
-    for var in ("launcher_max_restarts", "launcher_restart_sec", "launcher_log_lines"):
+    for var in ("launcher_max_restarts", "launcher_restart_sec", "launcher_log_lines", "launcher_start_limit_interval_sec"):
         value = c.cluster(var)
         if value is not None and value < 0:
             found.append(problem(host, var, "%s=%s must not be negative" % (var, value)))
+    found += _start_limit(c)
     for node in c.hosts:
         for entry in (c.node_facts(node) or {}).get("preset", []):
             if "systemd" in entry.get("where", ""):
@@ -569,6 +574,25 @@ def rendezvous(c: Cluster) -> list[Problem]:
                 fix = "login shells inherit it (a torchrun started by hand would hang): remove the line"
             found.append(problem(node, entry["name"], "%s=%s is pre-set in %s; %s" % (entry["name"], entry.get("value", ""), entry["where"], fix)))
     return found
+
+
+def _start_limit(c: Cluster) -> list[Problem]:
+    """A job whose peer is gone must end failed: burst + 1 starts, each waiting the rendezvous timeout, fit the window."""
+    burst = c.cluster("launcher_start_limit_burst")
+    window = c.cluster("launcher_start_limit_interval_sec")
+    timeout = c.cluster("torchrun_rdzv_join_timeout")
+    delay = c.cluster("launcher_restart_sec")
+    if burst is not None and burst < 1:
+        return [problem(c.master, "launcher_start_limit_burst", "launcher_start_limit_burst=%s must be at least 1" % burst)]
+    if None in (burst, window, timeout, delay) or window <= 0 or c.cluster("launcher_restart") == "no":
+        return []
+    span = burst * (timeout + delay)
+    if window > span:
+        return []
+    return [problem(c.master, "launcher_start_limit_interval_sec",
+                    "launcher_start_limit_interval_sec=%s is not longer than %s starts that each wait torchrun_rdzv_join_timeout=%s "
+                    "+ launcher_restart_sec=%s (%s s): a job whose peer is gone would restart forever; leave it 0 (derived) or give "
+                    "more than %s" % (window, burst, timeout, delay, span, span))]
 
 
 # ---- accounts ---------------------------------------------------------------------------------------------
@@ -624,6 +648,7 @@ def firewall(c: Cluster) -> list[Problem]:
             found.append(problem(node, "firewall_backend", "firewall_backend=nftables but %s is active, whose rules would still drop the "
                                                            "job's traffic; use auto or %s" % (" and ".join(active), active[0])))
         chosen = backend if backend != "auto" else (active[0] if active else "nftables")
+        found += _site_manager(node, chosen, facts.get("firewall_site") or {})
         table = c.get(node, "firewall_table")
         if chosen == "nftables" and table and TABLE_PATTERN.match(table):
             existing = set(facts.get("nft_tables", []))
@@ -633,6 +658,24 @@ def firewall(c: Cluster) -> list[Problem]:
                                                              "(live or in /etc/nftables.conf) and the collection did not create; the "
                                                              "collection replaces its table whole, so name a new one (default torchrun)"
                                      % (table, table)))
+    return found
+
+
+def _site_manager(node: str, chosen: str, site: dict) -> list[Problem]:
+    """The site's firewall manager must deny what the job's rules do not allow, or the rules guard nothing."""
+    if chosen == "firewalld" and site.get("firewalld_target", "").upper() == "ACCEPT":
+        zone = site.get("firewalld_zone", "")
+        return [problem(node, "firewall_backend", "firewalld lets every address in through zone %s (target ACCEPT), so the job's "
+                                                  "peers-only rules guard nothing; move the cluster interface to a zone that rejects "
+                                                  "by default (firewall-cmd --permanent --zone=public --change-interface=<interface>), "
+                                                  "or set that zone's target to default" % zone)]
+    found = []
+    if chosen == "ufw" and site.get("ufw_default_input", "DROP") == "ACCEPT":
+        found.append(problem(node, "firewall_backend", "ufw lets every address in (default allow incoming), so the job's peers-only "
+                                                       "rules guard nothing; run ufw default deny incoming"))
+    if chosen == "ufw" and site.get("ufw_ipv6") is False:
+        found.append(problem(node, "firewall_backend", "ufw filters IPv4 only (IPV6=no in /etc/default/ufw) while the job's store "
+                                                       "listens on IPv6 too, open to every IPv6 neighbour; set IPV6=yes and run ufw reload"))
     return found
 
 

@@ -368,3 +368,137 @@ def test_own_names_on_loopback_are_reported_and_harmless(cluster):
     # The sandbox keeps Debian's "127.0.1.1 <name>" line on every node; the job ran regardless.
     out = " ".join(cluster.split())
     assert "NOTE: the own name of node1 (127.0.1.1), node2 (127.0.1.1) resolves to a loopback address" in out, out[-3000:]
+
+
+def reaches(source, port=29500, target="198.18.0.11"):
+    """Whether a TCP connection from ``source`` (a node or the outsider) to node1's port opens."""
+    probe = "python3 -c 'import socket; socket.create_connection((\"%s\", %d), timeout=2)'" % (target, port)
+    return on(source, probe).returncode == 0
+
+
+def standin(port):
+    """A listener on one of the job's ports of node1, as the job's user (the job's own would be there)."""
+    on("node1", "systemd-run --unit=standin-%d --collect -p User=torchrun -p RuntimeMaxSec=300 /usr/bin/python3 -c "
+                "'import socket; s=socket.create_server((\"::\", %d), family=socket.AF_INET6, dualstack_ipv6=True); "
+                "[s.accept()[0].close() for _ in iter(int, 1)]'" % (port, port))
+    assert wait_for(lambda: ":%d " % port in on("node1", "ss -Hltn").stdout, 10) is not None
+
+
+@pytest.fixture()
+def store_standin():
+    """Where the job's store would listen: node1's master port."""
+    standin(29500)
+    yield
+    on("node1", "systemctl stop standin-29500")
+
+
+@pytest.mark.parametrize("site_action", [
+    "nft -f /etc/nftables.conf",                         # the usual Debian way: starts with flush ruleset
+    "nft flush ruleset",
+    "systemctl start nftables && systemctl reload nftables",
+    "systemctl restart nftables",
+    "systemctl start nftables && systemctl stop nftables",  # Debian's ExecStop is a flush too
+])
+def test_the_store_stays_closed_to_outsiders_after_the_site_reloads_its_ruleset(cluster, store_standin, site_action):
+    assert reaches("node2") and not reaches("outsider")
+    assert on("node1", site_action).returncode == 0
+    # The guard (nft monitor) or the nftables.service hooks put the table back at once.
+    assert wait_for(lambda: on("node1", "nft list set inet torchrun nodes_train").returncode == 0, 5) is not None
+    assert not reaches("outsider"), "an outsider reached the store after: %s" % site_action
+    assert reaches("node2")
+    on("node1", "systemctl stop nftables")
+
+
+def test_setup_restores_live_rules_that_are_gone_and_says_changed(cluster):
+    # A port of the collective range: setup's preflight would rightly refuse a master port in use.
+    standin(52100)
+    try:
+        on("node1", "systemctl stop torchrun-firewall-guard; nft flush ruleset")
+        assert reaches("outsider", 52100)  # nothing guards the job's ports now: what setup must notice
+        out = ok(playbook("setup", None, "--tags", "firewall"))
+        assert re.search(r"TASK \[onprem.torchrun.firewall : Load the rule set again, since the job's rules are gone from the live "
+                         r"ruleset\][^\n]*\n(skipping: \[node2\]\n)?changed: \[node1\]", out), out[-3000:]
+        assert not reaches("outsider", 52100) and reaches("node2", 52100)
+        assert on("node1", "systemctl is-active torchrun-firewall-guard").stdout.strip() == "active"
+        status = " ".join(ok(playbook("status")).split())
+        assert re.search(r"node1 0 [a-z]+( \([a-z-]+\))? [0-9-]+ yes ", status), status[-2000:]
+    finally:
+        on("node1", "systemctl stop standin-52100")
+
+
+def test_status_says_when_the_rules_are_not_live(cluster):
+    on("node2", "systemctl stop torchrun-firewall-guard; nft flush ruleset")
+    try:
+        status = " ".join(ok(playbook("status")).split())
+        assert re.search(r"node2 1 [a-z]+( \([a-z-]+\))? [0-9-]+ no ", status), status[-2000:]
+    finally:
+        ok(playbook("setup", None, "--tags", "firewall"))
+
+
+def test_a_job_does_not_start_without_its_rules(cluster):
+    on("node1", "systemctl stop torchrun-firewall-guard; nft flush ruleset")
+    try:
+        on("node1", "systemctl reset-failed %s; systemctl start %s" % (UNIT, UNIT))
+        # Refused by ExecStartPre; Restart=on-failure tries again later (the guard may have put the
+        # rules back by then), so the unit is failed or waiting for its next try.
+        assert prop("node1", "SubState") in ("failed", "auto-restart") and prop("node1", "Result") == "exit-code"
+        assert workers("node1") == "0"
+        journal = on("node1", "journalctl -u %s -n 20 -o cat --no-pager" % UNIT).stdout
+        assert "nodes_train" in journal, journal  # nft's refusal, naming the set that is not there
+    finally:
+        on("node1", "systemctl stop %s; systemctl reset-failed %s" % (UNIT, UNIT))  # no restart left pending
+        ok(playbook("setup", None, "--tags", "firewall"))
+
+
+def test_a_launch_that_fails_on_one_node_stops_the_job_everywhere(cluster):
+    on("node2", "chmod a-x /opt/torchrun/venv/bin/torchrun")  # node2's unit cannot start
+    try:
+        proc = playbook("launch", {"launcher_wait": False})
+        out = " ".join((proc.stdout + proc.stderr).split())
+        assert proc.returncode != 0
+        assert "launch failed: node2 did not start; the job was stopped on every node" in out, out[-3000:]
+        for node in ("node1", "node2"):  # node1 is not left waiting for its peer
+            assert prop(node, "ActiveState") in ("inactive", "failed"), node
+    finally:
+        on("node2", "chmod a+x /opt/torchrun/venv/bin/torchrun")
+
+
+def test_a_relaunch_after_a_settings_change_restarts_with_the_new_settings(cluster):
+    launch_and_join()
+    before = {node: prop(node, "InvocationID") for node in ("node1", "node2")}
+    changed = {"torchrun_script_args": ["--epochs", "301", "--sleep-per-epoch", "0.5"], "launcher_wait": False}
+    try:
+        ok(playbook("setup", changed))  # installs the new settings; the running job is left alone
+        assert {node: prop(node, "InvocationID") for node in ("node1", "node2")} == before
+        out = " ".join(ok(playbook("launch", changed)).split())
+        assert "runs with settings older than those setup.yml installed on node1, node2: restarting it on every node" in out, out[-3000:]
+        for node in ("node1", "node2"):
+            assert prop(node, "InvocationID") != before[node]
+        assert wait_for(lambda: re.search(r"\] epoch [0-9]+/301", current_log("node1")), 120) is not None
+    finally:
+        ok(playbook("stop", changed))
+        ok(playbook("setup"))
+
+
+def test_a_peer_that_is_gone_ends_the_unit_failed_in_bounded_time(cluster):
+    # node2's job is gone for good (killed, masked); node1's unit starts alone. Short rendezvous
+    # timeouts: each start waits 20 s for node2 and fails; burst + 1 starts fit the derived window
+    # (4 x (20 + 2 + 30) s), so node1's unit ends failed instead of restarting forever.
+    job = {"torchrun_rdzv_join_timeout": 20, "launcher_restart_sec": 2, "launcher_wait": False}
+    ok(playbook("setup", job))
+    unit = on("node1", "systemctl cat %s" % UNIT).stdout
+    assert "StartLimitIntervalSec=208" in unit and '"--rdzv-conf=timeout=20"' in unit, unit
+    try:
+        on("node2", "systemctl stop %s; systemctl mask --runtime %s" % (UNIT, UNIT))
+        on("node1", "systemctl reset-failed %s; systemctl start %s" % (UNIT, UNIT))
+        took = wait_for(lambda: prop("node1", "ActiveState") == "failed", 5 * 52, step=1)
+        print("node2's job gone: node1's unit failed after %s s" % (took and round(took)))
+        journal = on("node1", "journalctl -u %s -n 30 -o cat --no-pager" % UNIT).stdout
+        assert took is not None, journal
+        assert "Start request repeated too quickly" in journal and "waiting for clients. 1/2 clients joined" in journal, journal
+        status = " ".join(ok(playbook("status", job)).split())
+        assert re.search(r"node1 0 failed \(start-limit-hit\)", status), status[-2000:]
+    finally:
+        on("node2", "systemctl unmask --runtime %s" % UNIT)
+        ok(playbook("stop", job))
+        ok(playbook("setup"))

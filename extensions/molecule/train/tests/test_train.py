@@ -87,11 +87,11 @@ def test_ssh_stays_open_to_everyone():
 
 
 def test_rules_survive_an_nftables_restart():
-    # Debian's nftables.conf starts with `flush ruleset`; the unit is PartOf nftables.service.
+    # Debian's nftables.conf starts with `flush ruleset`; nftables.service's drop-in loads the
+    # collection's table again right after it (and the guard would, too).
     host = node("node1")
     host.run("systemctl restart nftables.service")
-    # systemctl returns once nftables.service is up; the restart it propagates (PartOf) to
-    # torchrun-firewall.service runs right after it.
+    # systemctl returns once nftables.service is up, its ExecStartPost included.
     deadline = time.monotonic() + 30
     while "table inet torchrun" not in host.run("nft list tables").stdout:
         assert time.monotonic() < deadline, host.run("systemctl status torchrun-firewall.service").stdout

@@ -80,3 +80,8 @@ def test_account_tells_ours_from_an_existing_one():
     assert root["exists"] and root["uid"] == 0 and not root["ours"] and root["group_exists"]
     missing = node_probe.account("no-such-user-here", "onprem.torchrun jobs")
     assert not missing["exists"] and not missing["ours"]
+
+
+def test_ufw_defaults_reads_the_input_policy_and_the_ipv6_switch():
+    assert node_probe.ufw_defaults('IPV6=yes\nDEFAULT_INPUT_POLICY="DROP"\n') == {"ufw_default_input": "DROP", "ufw_ipv6": True}
+    assert node_probe.ufw_defaults('IPV6=no\nDEFAULT_INPUT_POLICY="ACCEPT"\n') == {"ufw_default_input": "ACCEPT", "ufw_ipv6": False}
