@@ -17,7 +17,8 @@ description:
     refused rather than resolved, since names are where nodes disagree (a node's own name mapped to
     127.0.1.1 in /etc/hosts, split DNS), so the master address is the same literal on every node.
   - Fails the same way for a loopback, any-address (0.0.0.0, ::), multicast or link-local
-    address, which no other node can reach.
+    address, which no other node can reach, and for an IPv6 address, which the collection's
+    firewall rules do not cover yet. The rules are the validator's (M(onprem.torchrun.validate)).
 extends_documentation_fragment:
   - onprem.torchrun.cluster
 """
@@ -35,36 +36,23 @@ _value:
   elements: str
 """
 
-import ipaddress
-
 from ansible.errors import AnsibleFilterError
+from ansible_collections.onprem.torchrun.plugins.plugin_utils.checks import address_of, check_address
 
 
 def cluster_addresses(hosts, hostvars):
-    """Return the cluster address of each host, refusing anything that is not an IP address."""
+    """Return the cluster address of each host, refusing anything that is not an IP address.
+
+    The rules are the validator's (plugins/plugin_utils/checks.py), which has checked them for
+    every host before; here the first problem stops the play.
+    """
     addresses = []
     for host in hosts:
-        hvars = hostvars[host]
-        if hvars.get("torchrun_address") not in (None, ""):
-            var, value = "torchrun_address", hvars["torchrun_address"]
-        elif hvars.get("ansible_host") not in (None, ""):
-            var, value = "ansible_host", hvars["ansible_host"]
-        else:
-            var, value = "inventory name", host
-        try:
-            address = ipaddress.ip_address(str(value).strip())
-        except ValueError:
-            raise AnsibleFilterError(
-                "%s: %s=%r is not an IP address; set torchrun_address to the node's address on the cluster network"
-                % (host, var, value)
-            ) from None
-        for trap, why in ((address.is_loopback, "a loopback address"), (address.is_unspecified, "the any-address"),
-                          (address.is_multicast, "a multicast address"), (address.is_link_local, "a link-local address")):
-            if trap:
-                raise AnsibleFilterError(
-                    "%s: %s=%s is %s, which the other nodes cannot reach; set torchrun_address to the node's "
-                    "address on the cluster network" % (host, var, address, why))
-        addresses.append(str(address))
+        var, value = address_of(host, hostvars[host])
+        address, trouble = check_address(host, var, value)
+        if trouble:
+            raise AnsibleFilterError(trouble.message)
+        addresses.append(address)
     return addresses
 
 

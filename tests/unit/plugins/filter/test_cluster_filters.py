@@ -143,3 +143,9 @@ def test_probe_matrix_all_ok_has_no_failures():
                "n2": {"p": {"results": [{"name": "n1", "host": "b", "port": 1, "ok": True, "reason": "connected"}]}}}
     matrix = probe_matrix(["n1", "n2"], results, "p")
     assert matrix["failures"] == [] and matrix["cells"] == {"n1": {"n1": "-", "n2": "ok"}, "n2": {"n1": "ok", "n2": "-"}}
+
+
+def test_cluster_addresses_refuse_ipv6_like_the_validator():
+    with pytest.raises(AnsibleFilterError) as err:
+        cluster_addresses(["n1"], {"n1": {"torchrun_address": "fd00::11"}})
+    assert str(err.value).startswith("n1: torchrun_address=fd00::11 is an IPv6 address")
