@@ -12,11 +12,13 @@ from __future__ import annotations
 import shlex
 import time
 
+import jinja2
+
 from common import TORCHRUN, BenchError, cluster, log, median, on_all, playbook, result, slowest_tasks, ssh
 
 UNIT = "/etc/systemd/system/torchrun-%s.service" % TORCHRUN["torchrun_job"]
 ENV = "/etc/torchrun/%s.env" % TORCHRUN["torchrun_job"]
-USER = TORCHRUN["torchrun_user"]
+USER = jinja2.Template(TORCHRUN["torchrun_user"]).render(TORCHRUN)  # torchrun-<job>, as the role renders it
 
 
 def unit_command(node: str) -> tuple[list[str], str]:

@@ -113,11 +113,11 @@ nft_own_tables:
   type: list
   elements: str
 jobs:
-  description: The torchrun jobs installed on the node, from /etc/torchrun/<job>.env.
+  description: The torchrun jobs installed on the node, from /etc/torchrun/<job>.env (user is null for jobs set up by versions before per-job users).
   returned: always
   type: list
   elements: dict
-  sample: [{"job": "train", "master_port": 29500, "collective_port_range": [52000, 53999]}]
+  sample: [{"job": "train", "master_port": 29500, "collective_port_range": [52000, 53999], "user": "torchrun-train"}]
 """
 
 import glob
@@ -287,7 +287,7 @@ def read(path: str) -> str:
 
 
 def installed_jobs(folder: str = "/etc/torchrun") -> list[dict]:
-    """Each job's master port and collective range from its environment file (other names are not jobs)."""
+    """Each job's master port, collective range and user from its environment file (other names are not jobs)."""
     jobs = []
     for path in sorted(glob.glob(os.path.join(folder, "*.env"))):
         job = os.path.basename(path)[:-len(".env")]
@@ -297,7 +297,8 @@ def installed_jobs(folder: str = "/etc/torchrun") -> list[dict]:
         port = values.get("TORCHRUN_MASTER_PORT", "")
         span = re.fullmatch(r"([0-9]+)-([0-9]+)", values.get("TORCHRUN_COLLECTIVE_PORT_RANGE", ""))
         jobs.append({"job": job, "master_port": int(port) if port.isdigit() else None,
-                     "collective_port_range": [int(span.group(1)), int(span.group(2))] if span else None})
+                     "collective_port_range": [int(span.group(1)), int(span.group(2))] if span else None,
+                     "user": values.get("TORCHRUN_USER") or None})
     return jobs
 
 

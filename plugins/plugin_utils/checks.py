@@ -29,8 +29,8 @@ MIN_COLLECTIVE_PORTS = 256
 JOB_PATTERN = re.compile(r"\A[a-z][a-z0-9]*(?:-[a-z0-9]+)*\Z")
 JOB_MAX = 22
 # The collection's own units and folders that a job name must not shadow:
-# torchrun-firewall.service (the nftables loader), torchrun-healthcheck-<job>.service and
-# <state_dir>/healthcheck, torchrun-probe-<port>.service (connectivity listeners).
+# torchrun-firewall.service (the nftables loader), torchrun-healthcheck-<job>.service (the health
+# check), torchrun-probe-<port>.service (connectivity listeners).
 RESERVED_JOB_PREFIXES = ("firewall", "healthcheck", "probe")
 USER_PATTERN = re.compile(r"\A[a-z_][a-z0-9_-]{0,30}\Z")
 RESERVED_USERS = {"root", "daemon", "bin", "sys", "nobody", "sshd", "systemd-network", "messagebus"}
@@ -604,9 +604,16 @@ def accounts(c: Cluster) -> list[Problem]:
         return found
     if user in RESERVED_USERS:
         found.append(problem(c.master, "torchrun_user", "torchrun_user=%s is a system account the collection must never take over; "
-                                                        "leave the default (torchrun) or name a new account" % user))
+                                                        "leave the default (torchrun-<job>) or name a new account" % user))
         return found
+    job = c.cluster("torchrun_job")
     for node in c.hosts:
+        for other in (c.node_facts(node) or {}).get("jobs", []):
+            if other.get("job") != job and other.get("user") == user:
+                found.append(problem(node, "torchrun_user", "torchrun_user=%s is already the user of job %s on this node; each job "
+                                                            "runs as its own user, so that jobs cannot read each other's environment, "
+                                                            "secrets or checkpoints: leave the default (torchrun-<job>) or name a new "
+                                                            "account" % (user, other["job"])))
         login = c.get(node, "ansible_user")
         if login == user:
             found.append(problem(node, "torchrun_user", "torchrun_user=%s is the account Ansible logs in with (ansible_user); the "

@@ -50,7 +50,7 @@ def test_a_healthy_sandbox_passes_and_a_second_run_changes_nothing(cluster, tmp_
     assert [s["bytes"] for s in result["report"]["sizes"]] == [1 << 20, 4 << 20]
     assert all(s["busbw_gbps"] > 0 for s in result["report"]["sizes"])
     assert [p["nodes"] for p in result["report"]["pairs"]] == [["node1", "node2"], ["node1", "node3"], ["node2", "node3"]]
-    assert on("node1", "ls /var/lib/torchrun/healthcheck").stdout == ""  # the report is not left behind
+    assert on("node1", "ls /var/lib/torchrun/train/healthcheck").stdout == ""  # the report is not left behind
 
 
 def test_a_throttled_node_is_named(cluster, tmp_path):

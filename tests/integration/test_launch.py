@@ -45,7 +45,7 @@ def prop(node, name):
 
 
 def workers(node):
-    return on(node, "pgrep -u torchrun -c -f lightning_synthetic.py").stdout.strip() or "0"
+    return on(node, "pgrep -u torchrun-train -c -f lightning_synthetic.py").stdout.strip() or "0"
 
 
 def wait_for(predicate, timeout, step=0.25):
@@ -293,6 +293,33 @@ def test_a_second_job_gets_its_own_unit_and_ports(cluster):
     assert re.search(r"final: world_size=4 nodes=2 epochs=2 ", out), out[-3000:]
 
 
+def test_jobs_on_a_node_keep_apart_each_as_its_own_user(cluster):
+    """Job eval (set up above) cannot read train's environment, secrets or checkpoints, nor open its store."""
+    launch_and_join()
+    pid = on("node1", "pgrep -n -u torchrun-train -f lightning_synthetic.py").stdout.strip()
+    assert pid, "train is not running"
+
+    def as_user(user, command):
+        return on("node1", "runuser -u %s -- %s" % (user, command))
+
+    # Both users exist, and the job's own user can (so each refusal below is the user's, not a
+    # missing account, file or process).
+    assert on("node1", "id -u torchrun-eval && id -u torchrun-train").returncode == 0
+    assert "TORCHRUN_JOB=train" in as_user("torchrun-train", "cat /proc/%s/environ" % pid).stdout.replace("\0", "\n")
+    assert as_user("torchrun-train", "ls /var/lib/torchrun/train/checkpoints").returncode == 0
+    for command in ("cat /proc/%s/environ" % pid, "cat /etc/torchrun/train.env", "cat /etc/torchrun/train.secret.env",
+                    "ls /var/lib/torchrun/train/checkpoints", "touch /var/lib/torchrun/train/checkpoints/last.ckpt"):
+        denied = as_user("torchrun-eval", command)
+        assert denied.returncode != 0 and "TORCHRUN_JOB" not in denied.stdout, (command, denied.stdout)
+    # The store, over loopback and over the node's own address: train's user only, not eval's, not root.
+    connect = "python3 -c 'import socket; socket.create_connection((\"%s\", 29500), timeout=2)'"
+    for address in ("127.0.0.1", "::1", "198.18.0.11"):
+        assert as_user("torchrun-train", connect % address).returncode == 0, address
+        for user in ("torchrun-eval", "root"):
+            refused = as_user(user, connect % address)
+            assert "ConnectionRefusedError" in refused.stderr, (user, address, refused.stderr)
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -378,7 +405,7 @@ def reaches(source, port=29500, target="198.18.0.11"):
 
 def standin(port):
     """A listener on one of the job's ports of node1, as the job's user (the job's own would be there)."""
-    on("node1", "systemd-run --unit=standin-%d --collect -p User=torchrun -p RuntimeMaxSec=300 /usr/bin/python3 -c "
+    on("node1", "systemd-run --unit=standin-%d --collect -p User=torchrun-train -p RuntimeMaxSec=300 /usr/bin/python3 -c "
                 "'import socket; s=socket.create_server((\"::\", %d), family=socket.AF_INET6, dualstack_ipv6=True); "
                 "[s.accept()[0].close() for _ in iter(int, 1)]'" % (port, port))
     assert wait_for(lambda: ":%d " % port in on("node1", "ss -Hltn").stdout, 10) is not None
