@@ -554,7 +554,7 @@ def rendezvous(c: Cluster) -> list[Problem]:
             why = ("the c10d rendezvous assigns ranks itself" if backend == "c10d"
                    else "the node rank is the host's place in group %s" % c.group)
             found.append(problem(node, "torchrun_node_rank", "torchrun_node_rank is set, but %s; remove it" % why))
-    for var in ("torchrun_rdzv_join_timeout", "torchrun_rdzv_last_call_timeout", "torchrun_rdzv_close_timeout", "torchrun_rdzv_read_timeout",
+    for var in ("torchrun_rdzv_join_timeout", "torchrun_collective_timeout", "torchrun_rdzv_last_call_timeout", "torchrun_rdzv_close_timeout", "torchrun_rdzv_read_timeout",
                 "launcher_join_timeout", "launcher_wait_timeout", "launcher_timeout_stop_sec", "healthcheck_timeout",
                 "connectivity_timeout", "connectivity_listener_seconds"):
         value = c.cluster(var)

@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 import warnings
+from datetime import timedelta
 
 import lightning as L
 import torch
@@ -131,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--checkpoint-dir", default=os.environ.get("TORCHRUN_CHECKPOINT_DIR", "checkpoints"))
+    parser.add_argument("--collective-timeout", type=int, default=int(os.environ.get("TORCHRUN_COLLECTIVE_TIMEOUT", "1800")),
+                        help="seconds a collective waits for a peer before the job fails (default $TORCHRUN_COLLECTIVE_TIMEOUT)")
     parser.add_argument("--sleep-per-epoch", type=float, default=0.0, help="slow the job down (tests)")
     args = parser.parse_args(argv)
 
@@ -156,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         accelerator=accelerator,
         devices=local_world,
         num_nodes=nodes,
-        strategy=NodeLocalDDP(process_group_backend="nccl" if accelerator == "gpu" else "gloo"),
+        strategy=NodeLocalDDP(process_group_backend="nccl" if accelerator == "gpu" else "gloo",
+                              timeout=timedelta(seconds=args.collective_timeout)),
         max_epochs=args.epochs,
         callbacks=callbacks,
         logger=False,
