@@ -673,16 +673,18 @@ def _site_manager(node: str, chosen: str, site: dict) -> list[Problem]:
     if chosen == "firewalld" and site.get("firewalld_target", "").upper() == "ACCEPT":
         zone = site.get("firewalld_zone", "")
         return [problem(node, "firewall_backend", "firewalld lets every address in through zone %s (target ACCEPT), so the job's "
-                                                  "peers-only rules guard nothing; move the cluster interface to a zone that rejects "
+                                                  "peers-only rules in it guard nothing and the job's ports would rest on the "
+                                                  "collection's guard table alone; move the cluster interface to a zone that rejects "
                                                   "by default (firewall-cmd --permanent --zone=public --change-interface=<interface>), "
                                                   "or set that zone's target to default" % zone)]
     found = []
     if chosen == "ufw" and site.get("ufw_default_input", "DROP") == "ACCEPT":
         found.append(problem(node, "firewall_backend", "ufw lets every address in (default allow incoming), so the job's peers-only "
-                                                       "rules guard nothing; run ufw default deny incoming"))
+                                                       "rules in it guard nothing and the job's ports would rest on the collection's "
+                                                       "guard table alone; run ufw default deny incoming"))
     if chosen == "ufw" and site.get("ufw_ipv6") is False:
         found.append(problem(node, "firewall_backend", "ufw filters IPv4 only (IPV6=no in /etc/default/ufw) while the job's store "
-                                                       "listens on IPv6 too, open to every IPv6 neighbour; set IPV6=yes and run ufw reload"))
+                                                       "listens on IPv6 too, guarded over IPv6 by the collection's guard table alone; set IPV6=yes and run ufw reload"))
     return found
 
 

@@ -63,6 +63,12 @@ def current_log(node):
               % (UNIT, UNIT)).stdout
 
 
+def install(extra=None):
+    """setup.yml for settings that change only the job's unit and environment (the launcher role):
+    the other roles have nothing to change, so the run skips them (8 s instead of 27 s)."""
+    return ok(playbook("setup", extra, "--tags", "launcher"))
+
+
 def launch_and_join(extra=None):
     ok(playbook("launch", dict({"launcher_wait": False}, **(extra or {}))))
     # Training has begun on every rank once rank 0 logs an epoch of this run.
@@ -201,7 +207,7 @@ def test_agent_sigkill_leaves_no_orphaned_workers(cluster):
 
 
 def test_static_peer_killed_the_master_fails_fast(cluster):
-    ok(playbook("setup", {"launcher_restart": "no"}))
+    install({"launcher_restart": "no"})
     try:
         launch_and_join({"launcher_restart": "no"})
         on("node2", "systemctl kill --signal=KILL %s" % UNIT)
@@ -211,12 +217,12 @@ def test_static_peer_killed_the_master_fails_fast(cluster):
         assert prop("node1", "Result") != "success"
     finally:
         ok(playbook("stop"))
-        ok(playbook("setup"))
+        install()
 
 
 def test_crash_restarts_every_node_and_resumes_from_the_checkpoint(cluster):
     job = {"torchrun_script_args": ["--epochs", "12", "--sleep-per-epoch", "0.5"], "launcher_wait": False}
-    ok(playbook("setup", job))
+    install(job)
     on("node1", "rm -f /var/lib/torchrun/train/checkpoints/*")
     on("node2", "rm -f /var/lib/torchrun/train/checkpoints/*")
     try:
@@ -238,13 +244,13 @@ def test_crash_restarts_every_node_and_resumes_from_the_checkpoint(cluster):
             assert "Scheduled restart job, restart counter is at 1" in journal, (node, journal[-2000:])
     finally:
         ok(playbook("stop"))
-        ok(playbook("setup"))
+        install()
 
 
 def test_c10d_worker_killed_the_job_reforms_and_resumes(cluster):
     job = {"torchrun_rdzv_backend": "c10d", "launcher_max_restarts": 3, "launcher_wait": False,
            "torchrun_script_args": ["--epochs", "12", "--sleep-per-epoch", "0.5"]}
-    ok(playbook("setup", job))
+    install(job)
     unit = on("node1", "cat /etc/systemd/system/%s" % UNIT).stdout
     assert '"--rdzv-backend=c10d"' in unit and '"--rdzv-endpoint=198.18.0.11:29500"' in unit
     assert "is_host=1" in unit and "is_host=1" not in on("node2", "cat /etc/systemd/system/%s" % UNIT).stdout
@@ -277,7 +283,7 @@ def test_c10d_worker_killed_the_job_reforms_and_resumes(cluster):
             assert prop(node, "NRestarts") == "0"  # ... without systemd restarting any unit
     finally:
         ok(playbook("stop", job))
-        ok(playbook("setup"))
+        install()
 
 
 def test_a_second_job_gets_its_own_unit_and_ports(cluster):
@@ -318,6 +324,7 @@ def test_jobs_on_a_node_keep_apart_each_as_its_own_user(cluster):
         for user in ("torchrun-eval", "root"):
             refused = as_user(user, connect % address)
             assert "ConnectionRefusedError" in refused.stderr, (user, address, refused.stderr)
+    ok(playbook("stop"))
 
 
 @pytest.mark.parametrize(
@@ -495,7 +502,7 @@ def test_a_relaunch_after_a_settings_change_restarts_with_the_new_settings(clust
     before = {node: prop(node, "InvocationID") for node in ("node1", "node2")}
     changed = {"torchrun_script_args": ["--epochs", "301", "--sleep-per-epoch", "0.5"], "launcher_wait": False}
     try:
-        ok(playbook("setup", changed))  # installs the new settings; the running job is left alone
+        install(changed)  # installs the new settings; the running job is left alone
         assert {node: prop(node, "InvocationID") for node in ("node1", "node2")} == before
         out = " ".join(ok(playbook("launch", changed)).split())
         assert "runs with settings older than those setup.yml installed on node1, node2: restarting it on every node" in out, out[-3000:]
@@ -504,7 +511,7 @@ def test_a_relaunch_after_a_settings_change_restarts_with_the_new_settings(clust
         assert wait_for(lambda: re.search(r"\] epoch [0-9]+/301", current_log("node1")), 120) is not None
     finally:
         ok(playbook("stop", changed))
-        ok(playbook("setup"))
+        install()
 
 
 def test_a_node_that_loses_power_mid_job_leaves_its_peer_failed_in_bounded_time(cluster):
@@ -514,7 +521,7 @@ def test_a_node_that_loses_power_mid_job_leaves_its_peer_failed_in_bounded_time(
     # starts fit the derived window (4 x (20 + 2 + 30) s), so node1's unit ends failed instead of
     # hanging in the collective or restarting forever.
     job = {"torchrun_collective_timeout": 15, "torchrun_rdzv_join_timeout": 20, "launcher_restart_sec": 2, "launcher_wait": False}
-    ok(playbook("setup", job))
+    install(job)
     unit = on("node1", "systemctl cat %s" % UNIT).stdout
     assert "StartLimitIntervalSec=208" in unit and '"--rdzv-conf=timeout=20"' in unit, unit
     assert "TORCHRUN_COLLECTIVE_TIMEOUT=15" in on("node1", "cat /etc/torchrun/train.env").stdout
@@ -527,9 +534,11 @@ def test_a_node_that_loses_power_mid_job_leaves_its_peer_failed_in_bounded_time(
         assert took is not None, journal[-4000:]
         assert re.search(r"[Tt]imed out|[Tt]imeout", journal), journal[-4000:]
         assert "Start request repeated too quickly" in journal and "waiting for clients. 1/2 clients joined" in journal, journal[-4000:]
-        status = " ".join(ok(playbook("status", job)).split())
-        assert re.search(r"node1 0 failed \(start-limit-hit\)", status), status[-2000:]
+        # status.yml reports what it can reach and names what it cannot (and exits non-zero for it).
+        status = playbook("status", job)
+        table = " ".join(status.stdout.split())
+        assert re.search(r"node1 0 failed \(start-limit-hit\)", table) and re.search(r"node2 1 unreachable ", table), table[-2000:]
     finally:
         subprocess.run(["ip", "link", "set", "vb-node2", "up"], check=False)
         ok(playbook("stop", job))
-        ok(playbook("setup"))
+        install()

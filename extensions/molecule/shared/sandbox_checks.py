@@ -18,6 +18,7 @@ RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
 NODES = RUNNER.get_hosts("trainers")
 ADDR = {"node1": "198.18.0.11", "node2": "198.18.0.12", "outsider": "198.18.0.250"}
 UNIT = "torchrun-train.service"
+JOB_USER = "torchrun-train"
 MASTER_PORT = 29500
 COLLECTIVE_PORT = 52100
 SANDBOX = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "sandbox", "sandbox.py")
@@ -79,3 +80,15 @@ def only_peers_connect(blocked_rc=None):
         assert connect("node2", "node1", port) == 0, "peer node2 cannot reach node1:%d" % port
         rc = connect("outsider", "node1", port)
         assert rc != 0 and (blocked_rc is None or rc == blocked_rc), "outsider -> node1:%d gave rc %d" % (port, rc)
+
+
+def only_the_jobs_user_connects_locally():
+    """On node1 itself the store opens to the job's user only, not to root or any other account,
+    over loopback and over the node's own address (the output chain of the own nftables table)."""
+    master = node("node1")
+    for address in ("127.0.0.1", ADDR["node1"]):
+        probe = "timeout 4 bash -c 'exec 3<>/dev/tcp/%s/%d'" % (address, MASTER_PORT)
+        assert master.run("runuser -u %s -- %s" % (JOB_USER, probe)).rc == 0, "%s cannot reach its store at %s" % (JOB_USER, address)
+        for user in ("root", "nobody"):
+            rc = master.run("runuser -u %s -- %s" % (user, probe)).rc
+            assert rc not in (0, 124), "%s -> %s:%d gave rc %d (not refused)" % (user, address, MASTER_PORT, rc)

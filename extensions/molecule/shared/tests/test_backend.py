@@ -6,18 +6,21 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "extensions", "molecule", "shared"))
 from sandbox_checks import (  # noqa: E402  pylint: disable=wrong-import-position
-    NODES, journal, node, only_peers_connect, prop, reboot, start_listening_job, stop_listening_job,
+    NODES, journal, listening_job, node, only_peers_connect, only_the_jobs_user_connects_locally, prop, reboot,
+    start_listening_job, stop_listening_job,
 )
 
 BACKEND = os.environ["MOLECULE_SCENARIO_NAME"]
 RELOAD = {"firewalld": "firewall-cmd --reload", "ufw": "ufw reload"}[BACKEND]
 
 testinfra_hosts = NODES
+assert listening_job  # a fixture, used by name
 
 
 def test_job_trained_on_every_node(host):
@@ -26,7 +29,13 @@ def test_job_trained_on_every_node(host):
 
 
 def test_rules_went_into_the_active_manager(host):
-    assert "table inet torchrun" not in host.run("nft list tables").stdout
+    # Beside the manager the own table is a guard: it accepts by default and drops only what reaches
+    # the job's ports from non-peers (and, in its output chain, local users other than the job's).
+    own = " ".join(host.run("nft list table inet torchrun").stdout.split())
+    assert "type filter hook input priority filter; policy accept;" in own, own
+    assert "tcp dport 29500 ip saddr != @nodes_train drop" in own and "tcp dport 52000-53999 ip saddr != @job_peers drop" in own, own
+    uid = host.run("id -u torchrun-train").stdout.strip()
+    assert "tcp dport 29500 meta skuid != %s reject with tcp reset" % uid in own, own
     if BACKEND == "firewalld":
         assert host.run("firewall-cmd --state").stdout.strip() == "running"
         rules = host.run("firewall-cmd --list-rich-rules").stdout
@@ -49,10 +58,19 @@ def test_the_sites_own_rules_are_kept(host):
         assert "22/tcp" in host.run("ufw status").stdout
 
 
-@pytest.mark.parametrize("disturb", ["none", "reload", "reboot"])
+@pytest.mark.parametrize("disturb", ["none", "reload", "flush", "reboot"])
 def test_only_peers_reach_the_job(disturb):
     if disturb == "reload":
         assert node("node1").run(RELOAD).rc == 0
+    elif disturb == "flush":
+        # Every table goes, the manager's too: the node is open, except the job's ports, whose guard
+        # table torchrun-firewall-guard.service loads again at once. (The reboot below mends the rest.)
+        master = node("node1")
+        assert master.run("nft flush ruleset").rc == 0
+        deadline = time.monotonic() + 10
+        while master.run("nft list table inet torchrun").rc != 0:
+            assert time.monotonic() < deadline, "the guard did not load the table again"
+            time.sleep(0.2)
     elif disturb == "reboot":
         reboot("node1")
     start_listening_job()
@@ -62,19 +80,50 @@ def test_only_peers_reach_the_job(disturb):
         stop_listening_job()
 
 
+def test_on_the_node_only_the_jobs_user_reaches_its_store(listening_job):
+    only_the_jobs_user_connects_locally()
+
+
 def test_ssh_stays_open_to_everyone():
     assert node("outsider").run("timeout 4 bash -c 'exec 3<>/dev/tcp/198.18.0.11/22 && head -c 4 <&3'").stdout == "SSH-"
 
 
-def test_forcing_nftables_beside_the_manager_is_refused_before_any_change():
+def setup_refused(*args):
+    """Run setup.yml with extra arguments; return its joined output and whether node1's ruleset stayed as it was."""
     root = os.environ["MOLECULE_PROJECT_DIRECTORY"]
     before = node("node1").run("nft -s list ruleset | sha256sum").stdout
     proc = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "playbooks/setup.yml", "-i", "inventories/sandbox",
-         "-e", "firewall_backend=nftables"],
+        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "playbooks/setup.yml", "-i", "inventories/sandbox", *args],
         cwd=root, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(root, "ansible.cfg"), ANSIBLE_NOCOLOR="1"),
         capture_output=True, text=True, timeout=600, check=False)
-    out = " ".join((proc.stdout + proc.stderr).split())
-    assert proc.returncode != 0
+    assert proc.returncode != 0, (proc.stdout + proc.stderr)[-2000:]
+    return " ".join((proc.stdout + proc.stderr).split()), node("node1").run("nft -s list ruleset | sha256sum").stdout == before
+
+
+def test_forcing_nftables_beside_the_manager_is_refused_before_any_change():
+    out, unchanged = setup_refused("-e", "firewall_backend=nftables")
     assert ("node1: firewall_backend=nftables but %s is active, whose rules would still drop the job's traffic" % BACKEND) in out, out[-2000:]
-    assert node("node1").run("nft -s list ruleset | sha256sum").stdout == before
+    assert unchanged
+
+
+# The site's manager letting everyone in (a zone with target ACCEPT, ufw's default allow incoming)
+# is refused by name on the real manager, and the node is left as it was.
+OPEN_UP = {
+    "firewalld": ("zone=$(firewall-cmd --get-zone-of-interface=host0 || firewall-cmd --get-default-zone); "
+                  "firewall-cmd -q --permanent --zone=$zone --set-target=ACCEPT && firewall-cmd -q --reload",
+                  "zone=$(firewall-cmd --get-zone-of-interface=host0 || firewall-cmd --get-default-zone); "
+                  "firewall-cmd -q --permanent --zone=$zone --set-target=default && firewall-cmd -q --reload",
+                  "node1: firewalld lets every address in through zone"),
+    "ufw": ("ufw default allow incoming", "ufw default deny incoming", "node1: ufw lets every address in (default allow incoming)"),
+}
+
+
+def test_a_manager_that_lets_everyone_in_is_refused_before_any_change():
+    open_up, close, message = OPEN_UP[BACKEND]
+    assert node("node1").run(open_up).rc == 0
+    try:
+        out, unchanged = setup_refused()
+        assert message in out, out[-2000:]
+        assert unchanged
+    finally:
+        assert node("node1").run(close).rc == 0

@@ -42,10 +42,10 @@ def test_unit_carries_the_inventory_rank(host):
 
 
 def test_unit_runs_as_the_job_user_with_its_environment(host):
-    assert prop(host, "User") == "torchrun"
+    assert prop(host, "User") == "torchrun-train"
     assert prop(host, "KillMode") == "mixed"
     env = host.file("/etc/torchrun/train.env")
-    assert (env.user, env.group, env.mode) == ("root", "torchrun", 0o640)
+    assert (env.user, env.group, env.mode) == ("root", "torchrun-train", 0o640)
     assert "GLOO_SOCKET_IFNAME=host0\n" in env.content_string
     assert not re.search(r"^(NODE_RANK|RANK|WORLD_SIZE|MASTER_ADDR|MASTER_PORT)=", env.content_string, re.M)
 
@@ -60,7 +60,7 @@ def test_traps_present_and_the_job_used_the_cluster_interface(host):
 
 def test_checkpoint_kept_on_every_node(host):
     ckpt = host.file("/var/lib/torchrun/train/checkpoints/last.ckpt")
-    assert ckpt.exists and ckpt.user == "torchrun"
+    assert ckpt.exists and ckpt.user == "torchrun-train"
 
 
 def test_kernel_ephemeral_range_is_the_collective_range(host):
