@@ -7,8 +7,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "extensions", "molecule", "shared"))
 from sandbox_checks import (  # noqa: E402  pylint: disable=wrong-import-position
-    ADDR, NODES, UNIT, journal, listening_job, node, only_peers_connect, prop, reboot, start_listening_job,
-    stop_listening_job,
+    ADDR, NODES, UNIT, journal, listening_job, node, only_peers_connect, only_the_jobs_user_connects_locally, prop, reboot,
+    start_listening_job, stop_listening_job,
 )
 
 testinfra_hosts = NODES
@@ -80,6 +80,7 @@ def test_own_table_loaded_and_site_table_untouched(host):
 
 def test_only_peers_reach_a_listening_job(listening_job):
     only_peers_connect(blocked_rc=124)
+    only_the_jobs_user_connects_locally()
 
 
 def test_ssh_stays_open_to_everyone():
