@@ -2,6 +2,7 @@
 the collection adds the job's rules to it, the job trains, only the peers get in, SSH stays
 open, and the rules outlive a reload of the firewall and a reboot of the node."""
 
+import json
 import os
 import re
 import subprocess
@@ -88,14 +89,19 @@ def test_ssh_stays_open_to_everyone():
     assert node("outsider").run("timeout 4 bash -c 'exec 3<>/dev/tcp/198.18.0.11/22 && head -c 4 <&3'").stdout == "SSH-"
 
 
-def setup_refused(*args):
-    """Run setup.yml with extra arguments; return its joined output and whether node1's ruleset stayed as it was."""
+def setup(*args):
+    """Run setup.yml on the scenario's nodes with extra arguments."""
     root = os.environ["MOLECULE_PROJECT_DIRECTORY"]
-    before = node("node1").run("nft -s list ruleset | sha256sum").stdout
-    proc = subprocess.run(
+    return subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "playbooks/setup.yml", "-i", "inventories/sandbox", *args],
         cwd=root, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(root, "ansible.cfg"), ANSIBLE_NOCOLOR="1"),
         capture_output=True, text=True, timeout=600, check=False)
+
+
+def setup_refused(*args):
+    """Run setup.yml, which must fail; return its joined output and whether node1's ruleset stayed as it was."""
+    before = node("node1").run("nft -s list ruleset | sha256sum").stdout
+    proc = setup(*args)
     assert proc.returncode != 0, (proc.stdout + proc.stderr)[-2000:]
     return " ".join((proc.stdout + proc.stderr).split()), node("node1").run("nft -s list ruleset | sha256sum").stdout == before
 
@@ -127,3 +133,25 @@ def test_a_manager_that_lets_everyone_in_is_refused_before_any_change():
         assert unchanged
     finally:
         assert node("node1").run(close).rc == 0
+
+
+def job_rules(host, job):
+    """The rules of one job in the manager, by its exact marker (the ipset, the comment)."""
+    if BACKEND == "firewalld":
+        return sorted(r for r in host.run("firewall-cmd --list-rich-rules").stdout.splitlines() if 'ipset="torchrun-%s"' % job in r)
+    return sorted(" ".join(line.split()) for line in host.run("ufw status").stdout.splitlines() if line.endswith("# torchrun job %s" % job))
+
+
+def test_a_job_with_a_look_alike_name_keeps_its_own_rules():
+    # Last in the file: it leaves job train-2's rules behind. A filter that matched one job's name
+    # inside another's (a regex, a prefix) would delete train-2's rules when train is set up again.
+    second = ["--tags", "firewall", "-e", json.dumps({"torchrun_job": "train-2", "torchrun_master_port": 29700})]
+    proc = setup(*second)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    master = node("node1")
+    train, train2 = job_rules(master, "train"), job_rules(master, "train-2")
+    assert train and train2 and not set(train) & set(train2), (train, train2)
+    assert any("29700" in rule for rule in train2) and not any("29700" in rule for rule in train)
+    proc = setup("--tags", "firewall")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert (job_rules(master, "train"), job_rules(master, "train-2")) == (train, train2)
