@@ -270,6 +270,38 @@ def terminate(pid: int, timeout: float) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def live_processes(needles: list[str]) -> dict[int, str]:
+    """Processes (not zombies) whose command line holds any of needles, by PID."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            zombie = "State:\tZ" in (entry / "status").read_text()
+        except OSError:
+            continue
+        if not zombie and any(needle in cmdline for needle in needles):
+            found[int(entry.name)] = cmdline.strip()
+    return found
+
+
+def wait_gone(needles: list[str], timeout: float) -> None:
+    """Return once no live process matches needles: SIGKILL what is left at the deadline, and fail
+    naming what even that did not end."""
+    deadline = time.monotonic() + timeout
+    while (left := live_processes(needles)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while (left := live_processes(needles)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if left:
+        raise SandboxError("still running after down: " + "; ".join("%d %s" % item for item in sorted(left.items())))
+
+
 def mounts_under(path: Path) -> list[str]:
     found = []
     for line in Path("/proc/mounts").read_text().splitlines():
@@ -613,6 +645,9 @@ def cmd_down(args: argparse.Namespace) -> int:
         for name in names:
             stop_node(name)
         stop_proxy()
+        # nspawn and the proxy can still be exiting (tearing down the machine's namespaces): down
+        # returns only when no process of the sandbox is left.
+        wait_gone(["-M %s " % name for name in names] + ["pkgproxy.py"], 30)
         if run(["ip", "link", "show", BRIDGE], check=False).returncode == 0:
             run(["ip", "link", "del", BRIDGE])
         unmount_all(STATE)

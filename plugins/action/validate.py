@@ -16,7 +16,7 @@ class ActionModule(ActionBase):
     """Run the preflight validator over hostvars (and node facts); never contacts a node."""
 
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("group", "facts", "fail"))
+    _VALID_ARGS = frozenset(("group", "facts", "fail", "whole_group"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -24,6 +24,7 @@ class ActionModule(ActionBase):
             "group": {"type": "str", "required": True},
             "facts": {"type": "str", "default": ""},
             "fail": {"type": "bool", "default": True},
+            "whole_group": {"type": "bool", "default": False},
         })
         hostvars = task_vars["hostvars"]
         hosts = list(task_vars["groups"].get(params["group"], []))
@@ -47,6 +48,8 @@ class ActionModule(ActionBase):
         if isinstance(script, str) and on_node in (False, "false", "False", "no"):
             cluster.script_on_controller = checks.script_found(script, ROLES, task_vars.get("playbook_dir", "."))
         found += checks.validate(cluster)
+        if params["whole_group"]:
+            found += checks.whole_group(cluster, task_vars.get("ansible_play_hosts_all", hosts))
         result["problems"] = [{"host": p.host, "var": p.var, "message": p.message} for p in found]
         result["hosts"] = hosts
         result["addresses"] = [cluster.addresses.get(host) for host in hosts]

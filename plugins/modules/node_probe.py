@@ -112,6 +112,16 @@ nft_own_tables:
   returned: always
   type: list
   elements: str
+package_manager:
+  description: The node's package manager (apt, dnf, yum, zypper or unknown); the collection installs with apt only.
+  returned: always
+  type: str
+  sample: apt
+os_release:
+  description: The node's PRETTY_NAME from /etc/os-release.
+  returned: always
+  type: str
+  sample: Debian GNU/Linux 12 (bookworm)
 jobs:
   description: The torchrun jobs installed on the node, from /etc/torchrun/<job>.env (user is null for jobs set up by versions before per-job users).
   returned: always
@@ -286,6 +296,16 @@ def read(path: str) -> str:
         return ""
 
 
+PACKAGE_MANAGERS = (("apt", "/usr/bin/apt-get"), ("dnf", "/usr/bin/dnf"), ("yum", "/usr/bin/yum"), ("zypper", "/usr/bin/zypper"))
+
+
+def platform(root: str = "/") -> dict:
+    """The node's package manager (the first of PACKAGE_MANAGERS found) and its os-release name."""
+    manager = next((name for name, path in PACKAGE_MANAGERS if os.path.exists(os.path.join(root, path.lstrip("/")))), "unknown")
+    release = assignments(read(os.path.join(root, "etc/os-release")))
+    return {"package_manager": manager, "os_release": release.get("PRETTY_NAME", "").strip('"') or "unknown"}
+
+
 def installed_jobs(folder: str = "/etc/torchrun") -> list[dict]:
     """Each job's master port, collective range and user from its environment file (other names are not jobs)."""
     jobs = []
@@ -384,6 +404,7 @@ def main() -> None:
         nft_tables=nft_tables(module),
         nft_own_tables=[name.split()[1] for name in declared_tables(read("/etc/torchrun/firewall.nft")) if name.startswith("inet ")],
         jobs=installed_jobs(),
+        **platform(),
     )
 
 

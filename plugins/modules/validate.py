@@ -41,6 +41,13 @@ options:
     description: Fail when a problem is found (else only return them).
     type: bool
     default: true
+  whole_group:
+    description:
+      - Also refuse a play that does not hold every node of the group (C(--limit), a narrower host
+        pattern), naming the nodes left out. For plays that start something on all nodes at once
+        (launch, health check), whose nodes would otherwise wait their whole join timeout.
+    type: bool
+    default: false
 attributes:
   action:
     description: The work is done by an action plugin on the controller.
@@ -59,6 +66,12 @@ EXAMPLES = r"""
 - name: Check the inventory of the training group before anything runs on a node
   onprem.torchrun.validate:
     group: "{{ torchrun_group }}"
+  run_once: true
+
+- name: Refuse a launch that leaves out nodes of the group
+  onprem.torchrun.validate:
+    group: "{{ torchrun_group }}"
+    whole_group: true
   run_once: true
 
 - name: Check what the nodes hold

@@ -690,8 +690,15 @@ def _site_manager(node: str, chosen: str, site: dict) -> list[Problem]:
 
 # ---- stack sources ----------------------------------------------------------------------------------------
 def stack_sources(c: Cluster) -> list[Problem]:
-    """Where the NVIDIA stack and the Python packages come from."""
+    """Where the NVIDIA stack and the Python packages come from, and with which package manager."""
     found = []
+    for node in c.hosts:
+        facts = c.node_facts(node) or {}
+        manager = facts.get("package_manager")
+        if manager not in (None, "apt"):
+            found.append(problem(node, "torchrun_group", "runs %s, whose packages come with %s; the collection installs with apt only "
+                                                         "(Debian 12, Ubuntu 22.04 and 24.04): take the node out of group %s"
+                                 % (facts.get("os_release") or "an unknown system", manager, c.group)))
     cuda = c.cluster("torchrun_accelerator") == "cuda"
     for host in c.hosts:
         get = c.values[host].get
@@ -756,6 +763,19 @@ def script_found(script: str, roles_dir: Any, playbook_dir: Any) -> bool:
 
 
 # ---- composition ------------------------------------------------------------------------------------------
+# ---- the play -------------------------------------------------------------------------------------------
+def whole_group(c: Cluster, play_hosts: Iterable[str]) -> list[Problem]:
+    """A launch or health check runs on every node of the group at once: a play narrowed with --limit
+    would start part of the job, whose nodes then wait their whole join timeout for the rest."""
+    missing = [host for host in c.hosts if host not in set(play_hosts)]
+    if not c.hosts or not missing:
+        return []
+    return [Problem(c.master, "--limit", "%s: this play leaves out %s of group %s (--limit or a narrower host pattern); a job and its "
+                                         "health check run on every node of the group at once, and the others would wait their whole "
+                                         "join timeout: run without --limit, or take %s out of group %s"
+                    % (c.master, ", ".join(missing), c.group, "it" if len(missing) == 1 else "them", c.group))]
+
+
 AREAS: tuple[Callable[[Cluster], list[Problem]], ...] = (
     names_and_paths, consistency, ports, addresses, processes, rendezvous, accounts, firewall, stack_sources,
 )

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import catalogue
 import pytest
@@ -119,6 +120,20 @@ def test_operate_playbooks_validate_before_touching_a_node(fresh_cluster, name):
     found = messages(proc)
     assert proc.returncode != 0
     assert any(m.startswith("node1: torchrun_job=x; touch /root/pwned-%s must be" % name) for m in found), found[-20:]
+    assert fingerprints() == before
+
+
+@pytest.mark.parametrize("name", ["launch", "healthcheck", "train"])
+def test_a_play_that_leaves_out_nodes_is_refused_within_seconds(fresh_cluster, name):
+    # launch.yml --limit node1 used to start node1 alone, which then waited its whole join timeout.
+    before = fingerprints()
+    start = time.monotonic()
+    proc = play(name, "--limit", "node1")
+    took = time.monotonic() - start
+    found = messages(proc)
+    assert proc.returncode != 0
+    assert any(m.startswith("node1: this play leaves out node2 of group trainers") for m in found), found[-20:]
+    assert took < 60, took  # the controller alone decides; no join timeout is waited
     assert fingerprints() == before
 
 

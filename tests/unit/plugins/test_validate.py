@@ -258,3 +258,14 @@ def test_a_default_that_refers_to_another_setting_follows_the_users_value():
     made, found = cluster({"torchrun_collective_port_range": [54000, 55999]})
     assert found + checks.validate(made) == []
     assert made.values["node1"]["connectivity_probe_port"] == 54000 == made.values["node2"]["healthcheck_port"]
+
+
+def test_a_play_that_leaves_out_nodes_of_the_group_is_named():
+    made, _ = cluster()
+    assert checks.whole_group(made, ["node1", "node2"]) == []
+    found = checks.whole_group(made, ["node1"])
+    assert [p.message for p in found] == [
+        "node1: this play leaves out node2 of group trainers (--limit or a narrower host pattern); a job and its health check run "
+        "on every node of the group at once, and the others would wait their whole join timeout: run without --limit, or take "
+        "it out of group trainers"]
+    assert "leaves out node1, node2 of group" in checks.whole_group(made, [])[0].message

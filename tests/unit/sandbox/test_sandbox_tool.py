@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,19 @@ def test_not_root_is_refused(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr == "sandbox: error: must run as root (systemd-nspawn, mounts and bridges need it)\n"
     assert_nothing_created(tmp_path)
+
+
+def test_wait_gone_returns_only_when_no_matching_process_is_left():
+    needle = "sandbox-wait-gone-%d" % os.getpid()
+    # exec -a names the process; it ignores SIGTERM, as a machine busy tearing down would.
+    proc = subprocess.Popen(["bash", "-c", "trap '' TERM; exec -a %s sleep 60" % needle])
+    try:
+        deadline = time.monotonic() + 5
+        while not sandbox.live_processes([needle]) and time.monotonic() < deadline:
+            pass
+        assert list(sandbox.live_processes([needle])) == [proc.pid]
+        sandbox.wait_gone([needle], timeout=0.2)  # still there at the deadline: killed, then gone
+        assert sandbox.live_processes([needle]) == {}
+    finally:
+        proc.kill()
+        proc.wait()

@@ -85,3 +85,14 @@ def test_account_tells_ours_from_an_existing_one():
 def test_ufw_defaults_reads_the_input_policy_and_the_ipv6_switch():
     assert node_probe.ufw_defaults('IPV6=yes\nDEFAULT_INPUT_POLICY="DROP"\n') == {"ufw_default_input": "DROP", "ufw_ipv6": True}
     assert node_probe.ufw_defaults('IPV6=no\nDEFAULT_INPUT_POLICY="ACCEPT"\n') == {"ufw_default_input": "ACCEPT", "ufw_ipv6": False}
+
+
+def test_platform_names_the_package_manager_and_the_release(tmp_path):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "os-release").write_text('NAME="Rocky Linux"\nPRETTY_NAME="Rocky Linux 9.3 (Blue Onyx)"\n')
+    (tmp_path / "usr" / "bin").mkdir(parents=True)
+    assert node_probe.platform(str(tmp_path)) == {"package_manager": "unknown", "os_release": "Rocky Linux 9.3 (Blue Onyx)"}
+    (tmp_path / "usr" / "bin" / "dnf").write_text("")
+    assert node_probe.platform(str(tmp_path))["package_manager"] == "dnf"
+    (tmp_path / "usr" / "bin" / "apt-get").write_text("")
+    assert node_probe.platform(str(tmp_path))["package_manager"] == "apt"
