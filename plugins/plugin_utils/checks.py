@@ -554,9 +554,9 @@ def rendezvous(c: Cluster) -> list[Problem]:
             why = ("the c10d rendezvous assigns ranks itself" if backend == "c10d"
                    else "the node rank is the host's place in group %s" % c.group)
             found.append(problem(node, "torchrun_node_rank", "torchrun_node_rank is set, but %s; remove it" % why))
-    for var in ("torchrun_rdzv_join_timeout", "torchrun_collective_timeout", "torchrun_rdzv_last_call_timeout", "torchrun_rdzv_close_timeout", "torchrun_rdzv_read_timeout",
-                "launcher_join_timeout", "launcher_wait_timeout", "launcher_timeout_stop_sec", "healthcheck_timeout",
-                "connectivity_timeout", "connectivity_listener_seconds"):
+    for var in ("torchrun_rdzv_join_timeout", "torchrun_collective_timeout", "torchrun_rdzv_last_call_timeout",
+                "torchrun_rdzv_close_timeout", "torchrun_rdzv_read_timeout", "launcher_join_timeout", "launcher_wait_timeout",
+                "launcher_timeout_stop_sec", "healthcheck_timeout", "connectivity_timeout", "connectivity_listener_seconds"):
         value = c.cluster(var)
         if value is not None and value <= 0:
             found.append(problem(host, var, "%s=%s must be a positive number of seconds" % (var, value)))
@@ -684,7 +684,8 @@ def _site_manager(node: str, chosen: str, site: dict) -> list[Problem]:
                                                        "guard table alone; run ufw default deny incoming"))
     if chosen == "ufw" and site.get("ufw_ipv6") is False:
         found.append(problem(node, "firewall_backend", "ufw filters IPv4 only (IPV6=no in /etc/default/ufw) while the job's store "
-                                                       "listens on IPv6 too, guarded over IPv6 by the collection's guard table alone; set IPV6=yes and run ufw reload"))
+                                                       "listens on IPv6 too, guarded over IPv6 by the collection's guard table alone; "
+                                                       "set IPV6=yes and run ufw reload"))
     return found
 
 
