@@ -146,12 +146,26 @@ def test_a_job_with_a_look_alike_name_keeps_its_own_rules():
     # Last in the file: it leaves job train-2's rules behind. A filter that matched one job's name
     # inside another's (a regex, a prefix) would delete train-2's rules when train is set up again.
     second = ["--tags", "firewall", "-e", json.dumps({"torchrun_job": "train-2", "torchrun_master_port": 29700})]
-    proc = setup(*second)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     master = node("node1")
-    train, train2 = job_rules(master, "train"), job_rules(master, "train-2")
-    assert train and train2 and not set(train) & set(train2), (train, train2)
-    assert any("29700" in rule for rule in train2) and not any("29700" in rule for rule in train)
-    proc = setup("--tags", "firewall")
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    assert (job_rules(master, "train"), job_rules(master, "train-2")) == (train, train2)
+
+    def rules():
+        return job_rules(master, "train"), job_rules(master, "train-2")
+
+    def own(found, port):
+        return [rule for rule in found if port in rule]
+
+    for args in (second, ["--tags", "firewall"]):
+        proc = setup(*args)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+        train, train2 = rules()
+        # Each job's master port keeps its own rules (firewalld: one for the job's ipset; ufw: one
+        # per peer) ...
+        per_port = 1 if BACKEND == "firewalld" else 2
+        assert len(own(train, "29500")) == per_port and len(own(train2, "29700")) == per_port, (train, train2)
+        assert not own(train, "29700") and not own(train2, "29500"), (train, train2)
+        # ... and both jobs' peers reach the collective range: firewalld has a rule per job's ipset;
+        # ufw keeps one rule per address and port, so a peer the jobs share has one range rule, with
+        # the comment of the job set up last.
+        assert len(own(train, "52000") + own(train2, "52000")) == 2, (train, train2)
+        if BACKEND == "firewalld":
+            assert own(train, "52000") and own(train2, "52000"), (train, train2)
