@@ -527,6 +527,8 @@ def _lightning(c: Cluster, counts: dict[str, int]) -> list[Problem]:
 
 
 # ---- rendezvous -----------------------------------------------------------------------------------------
+# What torchrun sets for every worker: nothing may pre-set them (a stale NODE_RANK or MASTER_* hangs the
+# job). The unit and the health check unset them (filter torchrun_command); preflight refuses them.
 RANK_VARIABLES = ("NODE_RANK", "RANK", "LOCAL_RANK", "GROUP_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 

@@ -1,0 +1,152 @@
+# Copyright: onprem.torchrun developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The torchrun_command filter: how torchrun runs on a node, in one place."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: torchrun_command
+author: onprem.torchrun developers (@onprem)
+version_added: 0.1.0
+short_description: The torchrun argv and the workers' environment for one node
+description:
+  - Returns the torchrun command line (without the script) and the environment its workers need,
+    for the static or the c10d rendezvous. The job's unit (launcher role) and the health check
+    both take their command from it, so a rendezvous flag, the interface variables or the rank
+    variables to unset are defined once.
+  - Static - C(--rdzv-backend=static) with the node rank and the master's address and port, and
+    C(--rdzv-conf=timeout=) (the store's wait for every node; torchrun's own default is 900 s).
+  - c10d - C(--rdzv-endpoint) (an IPv6 address in brackets) and C(--rdzv-conf) with the join,
+    last-call, close and read timeouts, plus C(is_host=1) on the endpoint's own node only.
+options:
+  _input:
+    description: The node's settings.
+    type: dict
+    required: true
+    suboptions:
+      venv:
+        description: The virtual environment holding torchrun.
+        type: str
+        required: true
+      nproc_per_node:
+        description: C(--nproc-per-node) (a number, C(gpu) or C(auto)).
+        type: str
+        required: true
+      backend:
+        description: The rendezvous, C(static) or C(c10d).
+        type: str
+        default: static
+      nnodes:
+        description: C(--nnodes), a count or C(MIN:MAX).
+        type: str
+        required: true
+      node_rank:
+        description: This node's rank (static only).
+        type: int
+      master_addr:
+        description: The master's (static) or rendezvous endpoint's (c10d) address.
+        type: str
+        required: true
+      master_port:
+        description: Its port.
+        type: int
+        required: true
+      local_addr:
+        description: This node's cluster address (C(--local-addr)).
+        type: str
+        required: true
+      interface:
+        description: The cluster interface, for gloo and NCCL.
+        type: str
+        required: true
+      max_restarts:
+        description: C(--max-restarts).
+        type: int
+        default: 0
+      join_timeout:
+        description: Seconds the rendezvous waits for every node.
+        type: int
+        default: 600
+      last_call_timeout:
+        description: c10d's last-call timeout.
+        type: int
+        default: 30
+      close_timeout:
+        description: c10d's close timeout.
+        type: int
+        default: 30
+      read_timeout:
+        description: c10d's read timeout.
+        type: int
+        default: 60
+      is_host:
+        description: Whether this node hosts the c10d rendezvous store.
+        type: bool
+        default: false
+"""
+
+EXAMPLES = r"""
+- name: The job's command on this node
+  ansible.builtin.debug:
+    msg: >-
+      {{ {'venv': '/opt/torchrun/venv', 'nproc_per_node': '2', 'nnodes': '2', 'node_rank': 0,
+          'master_addr': '10.0.0.1', 'master_port': 29500, 'local_addr': '10.0.0.1', 'interface': 'eth1'}
+         | onprem.torchrun.torchrun_command }}
+"""
+
+RETURN = r"""
+_value:
+  description: C(argv) (the torchrun command line, without the script), C(env) (the workers' environment),
+    C(assignments) (the same as sorted C(NAME=value) lines) and C(unset) (the variables torchrun sets itself, which
+    nothing may pre-set).
+  type: dict
+"""
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.onprem.torchrun.plugins.plugin_utils.checks import RANK_VARIABLES
+
+
+def torchrun_command(node):
+    """Return argv, env and unset for one node (see DOCUMENTATION)."""
+    if not isinstance(node, dict):
+        raise AnsibleFilterError("torchrun_command: expects a dict of the node's settings, got %s" % type(node).__name__)
+    missing = [key for key in ("venv", "nproc_per_node", "nnodes", "master_addr", "master_port", "local_addr", "interface")
+               if node.get(key) in (None, "")]
+    backend = str(node.get("backend", "static"))
+    if backend == "static" and node.get("node_rank") in (None, ""):
+        missing.append("node_rank")
+    if missing:
+        raise AnsibleFilterError("torchrun_command: missing %s" % ", ".join(missing))
+    master, port = str(node["master_addr"]), int(node["master_port"])
+    join = int(node.get("join_timeout", 600))
+    argv = ["%s/bin/torchrun" % str(node["venv"]).rstrip("/"), "--nproc-per-node=%s" % node["nproc_per_node"]]
+    if backend == "static":
+        argv += ["--rdzv-backend=static", "--nnodes=%s" % node["nnodes"], "--node-rank=%d" % int(node["node_rank"]),
+                 "--master-addr=%s" % master, "--master-port=%d" % port, "--rdzv-conf=timeout=%d" % join]
+    elif backend == "c10d":
+        conf = ["join_timeout=%d" % join, "last_call_timeout=%d" % int(node.get("last_call_timeout", 30)),
+                "close_timeout=%d" % int(node.get("close_timeout", 30)), "read_timeout=%d" % int(node.get("read_timeout", 60))]
+        if node.get("is_host") in (True, "true", "True", "yes", 1):
+            conf.append("is_host=1")
+        endpoint = "[%s]" % master if ":" in master else master
+        argv += ["--rdzv-backend=c10d", "--nnodes=%s" % node["nnodes"], "--rdzv-endpoint=%s:%d" % (endpoint, port),
+                 "--rdzv-conf=" + ",".join(conf)]
+    else:
+        raise AnsibleFilterError("torchrun_command: backend %r is neither static nor c10d" % backend)
+    argv += ["--local-addr=%s" % node["local_addr"], "--max-restarts=%d" % int(node.get("max_restarts", 0))]
+    interface = str(node["interface"])
+    env = {
+        "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": "1",
+        "GLOO_SOCKET_IFNAME": interface,
+        # "=": NCCL takes exactly this interface, not every one whose name begins with it (eth1 is not eth10).
+        "NCCL_SOCKET_IFNAME": "=" + interface,
+    }
+    return {"argv": argv, "env": env, "assignments": ["%s=%s" % item for item in sorted(env.items())], "unset": list(RANK_VARIABLES)}
+
+
+class FilterModule:
+    """onprem.torchrun filters for the torchrun command."""
+
+    def filters(self):
+        return {"torchrun_command": torchrun_command}
