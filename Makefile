@@ -81,13 +81,14 @@ sanity: build  ## ansible-test sanity on the collection as it ships (the built t
 unit: venv  ## Unit tests of plugins and tools (pytest)
 	pytest -q tests/unit
 
-integration: venv deps  ## Sandbox lifecycle tests (root; boots nodes)
-	pytest -q tests/integration
+integration: venv deps  ## Sandbox tests on real nodes (root; boots nodes); the slow ones are in test-slow
+	pytest -q -m "not slow" tests/integration
 
 molecule: venv deps  ## Molecule scenarios on the sandbox ($(SCENARIOS))
 	for s in $(SCENARIOS); do molecule test -s $$s || exit 1; done
 
-test-slow: venv deps  ## Slow scenarios, not in `make test`: the CUDA toolkit from Debian non-free (~2.5 GB)
+test-slow: venv deps  ## Slow scenarios, not in `make test`: crash and c10d recovery with resume (~5 min), the CUDA toolkit from Debian non-free (~2.5 GB)
+	pytest -q -m slow tests/integration
 	molecule test -s cuda_toolkit
 
 gpu-check: venv  ## On a GPU host (root): GPU facts, driver, torch.cuda, NCCL all_reduce, with connection local

@@ -9,6 +9,10 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: minutes-long recovery scenarios, run by `make test-slow`, not by `make test`")
+
+
 def run_playbook(name, *args, timeout=900, env=None):
     """ansible-playbook playbooks/<name>.yml (or a path ending in .yml) against the sandbox inventory, from the checkout."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",

@@ -66,8 +66,11 @@ def test_a_throttled_node_is_named(cluster, tmp_path):
 
 
 def test_train_launches_nothing_after_a_failing_check(cluster, tmp_path):
-    proc = run_playbook("train", "-e", json.dumps(dict(SMALL, healthcheck_before_launch=True, healthcheck_fail_below_gbps=1000,
-                                                       healthcheck_report=str(tmp_path / "report.json"))))
+    # The cluster is set up already: train.yml's setup roles are skipped (their idempotence is
+    # proven elsewhere), its validation, preflight, health check and launch plays run.
+    proc = run_playbook("train", "--skip-tags", "nvidia,pytorch,firewall,connectivity,launcher",
+                        "-e", json.dumps(dict(SMALL, healthcheck_before_launch=True, healthcheck_fail_below_gbps=1000,
+                                              healthcheck_report=str(tmp_path / "report.json"))))
     out = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode != 0
     assert "health check: FAIL:" in out and "is below healthcheck_fail_below_gbps=1000" in out, out[-3000:]

@@ -220,6 +220,7 @@ def test_static_peer_killed_the_master_fails_fast(cluster):
         install()
 
 
+@pytest.mark.slow  # 80 s: make test-slow
 def test_crash_restarts_every_node_and_resumes_from_the_checkpoint(cluster):
     job = {"torchrun_script_args": ["--epochs", "12", "--sleep-per-epoch", "0.5"], "launcher_wait": False}
     install(job)
@@ -247,6 +248,7 @@ def test_crash_restarts_every_node_and_resumes_from_the_checkpoint(cluster):
         install()
 
 
+@pytest.mark.slow  # 70 s: make test-slow
 def test_c10d_worker_killed_the_job_reforms_and_resumes(cluster):
     job = {"torchrun_rdzv_backend": "c10d", "launcher_max_restarts": 3, "launcher_wait": False,
            "torchrun_script_args": ["--epochs", "12", "--sleep-per-epoch", "0.5"]}
