@@ -207,13 +207,18 @@ def test_agent_sigkill_leaves_no_orphaned_workers(cluster):
 
 
 def test_static_peer_killed_the_master_fails_fast(cluster):
-    install({"launcher_restart": "no"})
+    # node2's kernel closes the killed workers' sockets, so node1's gloo collectives fail at once
+    # (about 2 s). Once in a fresh-clone run node1 was still running 300 s later: the kill can land
+    # where no socket of node1 notices. The collective timeout is what bounds that case, so it is
+    # short here; a time near it (not near 2 s) in the printed line says which path ended the job.
+    job = {"launcher_restart": "no", "torchrun_collective_timeout": 30}
+    install(job)
     try:
-        launch_and_join({"launcher_restart": "no"})
+        launch_and_join(job)
         on("node2", "systemctl kill --signal=KILL %s" % UNIT)
-        took = wait_for(lambda: prop("node1", "ActiveState") in ("inactive", "failed"), 300, step=0.5)
+        took = wait_for(lambda: prop("node1", "ActiveState") in ("inactive", "failed"), 180, step=0.5)
         print("static mode, node2 killed: node1's unit ended after %s s" % (took and round(took, 1)))
-        assert took is not None and took < 60
+        assert took is not None and took < 90, on("node1", "journalctl -o cat -n 60 -u %s" % UNIT).stdout
         assert prop("node1", "Result") != "success"
     finally:
         ok(playbook("stop"))
