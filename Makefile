@@ -64,8 +64,9 @@ sandbox-down:  ## Stop the sandbox; leaves no node, mount, link or proxy
 sandbox-status:  ## Show the sandbox nodes
 	$(SANDBOX) status
 
-lint: venv  ## ansible-lint (production profile) and ruff-free Python checks
+lint: venv  ## ansible-lint (production profile) and antsibull-docs lint of every plugin's and role's documentation
 	ansible-lint
+	cd collections/ansible_collections/onprem/torchrun && antsibull-docs lint-collection-docs --plugin-docs .
 
 sanity: build  ## ansible-test sanity on the collection as it ships (the built tarball)
 	rm -rf $(SANITY_ROOT)

@@ -1,6 +1,6 @@
 """Relaunch latency: on a converged cluster, from the command until every rank has joined.
 
-Ours: `launch.yml -e launcher_wait=false`, which returns once every node's torchrun agent has
+Ours: `launch.yml -e job_wait=false`, which returns once every node's torchrun agent has
 started its workers (the rendezvous is complete). The baseline is the manual method automated:
 one ssh per node, all at once, each starting the same torchrun command line (read from the
 installed unit) with the same environment file in the background, then polling every 0.1 s until
@@ -54,7 +54,7 @@ def run(repeat: int) -> list[dict]:
     profiles: list[str] = []
 
     def ours() -> float:
-        seconds, out = playbook("launch", "-e", "launcher_wait=false", profile=True)  # the callback costs ms
+        seconds, out = playbook("launch", "-e", "job_wait=false", profile=True)  # the callback costs ms
         profiles.append(out)
         playbook("stop")
         return seconds

@@ -137,6 +137,7 @@ import pwd
 import re
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.onprem.torchrun.plugins.module_utils import ports
 
 LISTEN = "0A"
 NVIDIA = "0x10de"
@@ -314,11 +315,7 @@ def installed_jobs(folder: str = "/etc/torchrun") -> list[dict]:
         if "." in job:  # <job>.secret.env, <job>.run.env
             continue
         values = assignments(read(path))
-        port = values.get("TORCHRUN_MASTER_PORT", "")
-        span = re.fullmatch(r"([0-9]+)-([0-9]+)", values.get("TORCHRUN_COLLECTIVE_PORT_RANGE", ""))
-        jobs.append({"job": job, "master_port": int(port) if port.isdigit() else None,
-                     "collective_port_range": [int(span.group(1)), int(span.group(2))] if span else None,
-                     "user": values.get("TORCHRUN_USER") or None})
+        jobs.append(dict(job=job, user=values.get("TORCHRUN_USER") or None, **ports.from_env(values)))
     return jobs
 
 

@@ -19,10 +19,10 @@ from typing import Any, Callable, Iterable
 
 from ansible.module_utils.common.validation import check_type_bool, check_type_int
 from ansible.template import trust_as_template
+from ansible_collections.onprem.torchrun.plugins.module_utils import ports as port_model
 
 # ---- facts of the collection that the rules need (and the roles share) ---------------------------
-PORT_MIN, PORT_MAX = 1024, 65535
-MIN_COLLECTIVE_PORTS = 256
+PORT_MIN, PORT_MAX, MIN_COLLECTIVE_PORTS = port_model.PORT_MIN, port_model.PORT_MAX, port_model.MIN_COLLECTIVE_PORTS
 # Job names reach file names (/etc/torchrun/<job>.env), unit names (torchrun-<job>.service), nft
 # sets, firewalld ipsets (31 characters at most: "torchrun-" + 22) and ufw rule comments. One
 # short lowercase alphabet with single hyphens maps every job to its own name everywhere.
@@ -323,27 +323,31 @@ def ports(c: Cluster) -> list[Problem]:
     host = c.master
     found = []
     port = c.cluster("torchrun_master_port")
-    span = c.cluster("torchrun_collective_port_range")
-    if port is not None and not PORT_MIN <= port <= PORT_MAX:
-        found.append(problem(host, "torchrun_master_port", "torchrun_master_port=%s must be a port from %d to %d" % (port, PORT_MIN, PORT_MAX)))
-        port = None
+    span = c.cluster(port_model.RANGE_VAR)
     if span is not None:
         if len(span) != 2 or not PORT_MIN <= span[0] <= span[1] <= PORT_MAX:
-            found.append(problem(host, "torchrun_collective_port_range", "torchrun_collective_port_range=%s must be [first, last] with "
-                                 "%d <= first <= last <= %d" % (span, PORT_MIN, PORT_MAX)))
+            found.append(problem(host, port_model.RANGE_VAR, "%s=%s must be [first, last] with %d <= first <= last <= %d"
+                                 % (port_model.RANGE_VAR, span, PORT_MIN, PORT_MAX)))
             span = None
         elif span[1] - span[0] + 1 < MIN_COLLECTIVE_PORTS:
-            found.append(problem(host, "torchrun_collective_port_range", "torchrun_collective_port_range=%s holds fewer than %d ports; "
-                                 "gloo and NCCL need one per connection" % (span, MIN_COLLECTIVE_PORTS)))
-        elif port is not None and span[0] <= port <= span[1]:
-            found.append(problem(host, "torchrun_master_port", "torchrun_master_port=%s lies inside torchrun_collective_port_range %s; "
-                                 "move one of them" % (port, span)))
-    if span is not None:
-        for var in ("connectivity_probe_port", "healthcheck_port"):
-            value = c.cluster(var)
-            if value is not None and not span[0] <= value <= span[1]:
-                found.append(problem(host, var, "%s=%s lies outside torchrun_collective_port_range %s, which is the only range "
-                                                "the firewall opens to the peers; leave it unset (the range's first port)" % (var, value, span)))
+            found.append(problem(host, port_model.RANGE_VAR, "%s=%s holds fewer than %d ports; gloo and NCCL need one per connection"
+                                 % (port_model.RANGE_VAR, span, MIN_COLLECTIVE_PORTS)))
+    # Every port of the model: a port number; outside the range or inside it, as PORTS says.
+    for entry in port_model.PORTS:
+        value = c.cluster(entry.var)
+        if value is None:
+            continue
+        if not PORT_MIN <= value <= PORT_MAX:
+            found.append(problem(host, entry.var, "%s=%s must be a port from %d to %d" % (entry.var, value, PORT_MIN, PORT_MAX)))
+            if entry.var == "torchrun_master_port":
+                port = None
+        elif span is None:
+            continue
+        elif entry.inside and not span[0] <= value <= span[1]:
+            found.append(problem(host, entry.var, "%s=%s lies outside %s %s, which is the only range the firewall opens "
+                                                  "to the peers; leave it unset (the range's first port)" % (entry.var, value, port_model.RANGE_VAR, span)))
+        elif not entry.inside and span[0] <= value <= span[1]:
+            found.append(problem(host, entry.var, "%s=%s lies inside %s %s; move one of them" % (entry.var, value, port_model.RANGE_VAR, span)))
     for node in c.hosts:
         for ssh in c.get(node, "firewall_ssh_ports") or []:
             if not 1 <= ssh <= PORT_MAX:
@@ -557,12 +561,12 @@ def rendezvous(c: Cluster) -> list[Problem]:
                    else "the node rank is the host's place in group %s" % c.group)
             found.append(problem(node, "torchrun_node_rank", "torchrun_node_rank is set, but %s; remove it" % why))
     for var in ("torchrun_rdzv_join_timeout", "torchrun_collective_timeout", "torchrun_rdzv_last_call_timeout",
-                "torchrun_rdzv_close_timeout", "torchrun_rdzv_read_timeout", "launcher_join_timeout", "launcher_wait_timeout",
+                "torchrun_rdzv_close_timeout", "torchrun_rdzv_read_timeout", "job_join_timeout", "job_wait_timeout",
                 "launcher_timeout_stop_sec", "healthcheck_timeout", "connectivity_timeout", "connectivity_listener_seconds"):
         value = c.cluster(var)
         if value is not None and value <= 0:
             found.append(problem(host, var, "%s=%s must be a positive number of seconds" % (var, value)))
-    for var in ("launcher_max_restarts", "launcher_restart_sec", "launcher_log_lines", "launcher_start_limit_interval_sec"):
+    for var in ("launcher_max_restarts", "launcher_restart_sec", "job_log_lines", "launcher_start_limit_interval_sec"):
         value = c.cluster(var)
         if value is not None and value < 0:
             found.append(problem(host, var, "%s=%s must not be negative" % (var, value)))

@@ -70,7 +70,7 @@ def install(extra=None):
 
 
 def launch_and_join(extra=None):
-    ok(playbook("launch", dict({"launcher_wait": False}, **(extra or {}))))
+    ok(playbook("launch", dict({"job_wait": False}, **(extra or {}))))
     # Training has begun on every rank once rank 0 logs an epoch of this run.
     assert wait_for(lambda: re.search(r"\] epoch [0-9]+/300", current_log("node1")), 120) is not None
 
@@ -119,8 +119,8 @@ def test_numbers_and_flags_typed_on_the_command_line_work(cluster):
     # `-e key=value` always gives strings ("120", "false"): launch used to start the units and then
     # crash on "unsupported operand type(s) for /", with nobody following the job.
     ok(playbook("stop"))
-    proc = run_playbook("launch", "-e", json.dumps(SLOW_JOB), "-e", "launcher_join_timeout=120", "-e", "launcher_wait=false",
-                        "-e", "launcher_log_lines=2", "-e", "launcher_restart_sec=15")
+    proc = run_playbook("launch", "-e", json.dumps(SLOW_JOB), "-e", "job_join_timeout=120", "-e", "job_wait=false",
+                        "-e", "job_log_lines=2", "-e", "launcher_restart_sec=15")
     out = ok(proc)
     assert "unsupported operand" not in out
     for node in ("node1", "node2"):
@@ -129,7 +129,7 @@ def test_numbers_and_flags_typed_on_the_command_line_work(cluster):
 
 
 def test_logs_fetched_one_file_per_node_marked_with_rank(cluster, tmp_path):
-    ok(playbook("logs", {"launcher_logs_dir": str(tmp_path)}))
+    ok(playbook("logs", {"job_logs_dir": str(tmp_path)}))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train-rank0-node1.log", "train-rank1-node2.log"]
     first = (tmp_path / "train-rank0-node1.log").read_text().splitlines()
     assert first and all(line.startswith("[node 0 node1] ") for line in first)
@@ -171,7 +171,7 @@ def test_a_launch_starts_even_after_the_unit_hit_its_start_limit(cluster):
     for node in ("node1", "node2"):
         refused = on(node, "journalctl -u %s -n 3 -o cat --no-pager" % UNIT).stdout
         assert "Start request repeated too quickly" in refused, refused
-    ok(playbook("launch", {"launcher_wait": False}))
+    ok(playbook("launch", {"job_wait": False}))
     for node in ("node1", "node2"):
         assert prop(node, "ActiveState") == "active"
     ok(playbook("stop"))
@@ -186,8 +186,9 @@ def test_master_port_taken_is_refused_before_any_node_starts(cluster):
         proc = playbook("launch")
         out = " ".join((proc.stdout + proc.stderr).split())
         assert proc.returncode != 0
-        assert re.search(r"node1: torchrun_master_port=29500 is already in use by python3 pid [0-9]+; "
-                         r"stop it or choose another port\. No node was started\.", out), out[-3000:]
+        # The preflight checks, run again by launch on what the nodes hold now, name the holder.
+        assert re.search(r"node1: torchrun_master_port=29500 is in use on the master node by python3 \(pid [0-9]+, squatter\.service\); "
+                         r"stop it or choose another port", out), out[-3000:]
         for node in ("node1", "node2"):
             assert prop(node, "InvocationID") == before[node]
             assert prop(node, "ActiveState") in ("inactive", "failed")
@@ -227,7 +228,7 @@ def test_static_peer_killed_the_master_fails_fast(cluster):
 
 @pytest.mark.slow  # 80 s: make test-slow
 def test_crash_restarts_every_node_and_resumes_from_the_checkpoint(cluster):
-    job = {"torchrun_script_args": ["--epochs", "12", "--sleep-per-epoch", "0.5"], "launcher_wait": False}
+    job = {"torchrun_script_args": ["--epochs", "12", "--sleep-per-epoch", "0.5"], "job_wait": False}
     install(job)
     on("node1", "rm -f /var/lib/torchrun/train/checkpoints/*")
     on("node2", "rm -f /var/lib/torchrun/train/checkpoints/*")
@@ -255,7 +256,7 @@ def test_crash_restarts_every_node_and_resumes_from_the_checkpoint(cluster):
 
 @pytest.mark.slow  # 70 s: make test-slow
 def test_c10d_worker_killed_the_job_reforms_and_resumes(cluster):
-    job = {"torchrun_rdzv_backend": "c10d", "launcher_max_restarts": 3, "launcher_wait": False,
+    job = {"torchrun_rdzv_backend": "c10d", "launcher_max_restarts": 3, "job_wait": False,
            "torchrun_script_args": ["--epochs", "12", "--sleep-per-epoch", "0.5"]}
     install(job)
     unit = on("node1", "cat /etc/systemd/system/%s" % UNIT).stdout
@@ -494,7 +495,7 @@ def test_a_job_does_not_start_without_its_rules(cluster):
 def test_a_launch_that_fails_on_one_node_stops_the_job_everywhere(cluster):
     on("node2", "chmod a-x /opt/torchrun/venv/bin/torchrun")  # node2's unit cannot start
     try:
-        proc = playbook("launch", {"launcher_wait": False})
+        proc = playbook("launch", {"job_wait": False})
         out = " ".join((proc.stdout + proc.stderr).split())
         assert proc.returncode != 0
         assert "launch failed: node2 did not start; the job was stopped on every node" in out, out[-3000:]
@@ -507,7 +508,7 @@ def test_a_launch_that_fails_on_one_node_stops_the_job_everywhere(cluster):
 def test_a_relaunch_after_a_settings_change_restarts_with_the_new_settings(cluster):
     launch_and_join()
     before = {node: prop(node, "InvocationID") for node in ("node1", "node2")}
-    changed = {"torchrun_script_args": ["--epochs", "301", "--sleep-per-epoch", "0.5"], "launcher_wait": False}
+    changed = {"torchrun_script_args": ["--epochs", "301", "--sleep-per-epoch", "0.5"], "job_wait": False}
     try:
         install(changed)  # installs the new settings; the running job is left alone
         assert {node: prop(node, "InvocationID") for node in ("node1", "node2")} == before
@@ -527,7 +528,7 @@ def test_a_node_that_loses_power_mid_job_leaves_its_peer_failed_in_bounded_time(
     # (torchrun_collective_timeout), then each start waits 20 s for node2 to join and fails; burst + 1
     # starts fit the derived window (4 x (20 + 2 + 30) s), so node1's unit ends failed instead of
     # hanging in the collective or restarting forever.
-    job = {"torchrun_collective_timeout": 15, "torchrun_rdzv_join_timeout": 20, "launcher_restart_sec": 2, "launcher_wait": False}
+    job = {"torchrun_collective_timeout": 15, "torchrun_rdzv_join_timeout": 20, "launcher_restart_sec": 2, "job_wait": False}
     install(job)
     unit = on("node1", "systemctl cat %s" % UNIT).stdout
     assert "StartLimitIntervalSec=208" in unit and '"--rdzv-conf=timeout=20"' in unit, unit

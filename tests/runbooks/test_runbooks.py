@@ -24,7 +24,7 @@ DOCS = ROOT / "docs" / "runbooks"
 BIN = Path(sys.executable).parent
 ENV = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", PATH="%s:%s" % (BIN, os.environ["PATH"]),
            SANDBOX="%s %s" % (sys.executable, sandbox.__file__))
-SLOW_JOB = '{"launcher_wait": false, "torchrun_script_args": ["--epochs", "300", "--sleep-per-epoch", "0.5"]}'
+SLOW_JOB = '{"job_wait": false, "torchrun_script_args": ["--epochs", "300", "--sleep-per-epoch", "0.5"]}'
 
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")

@@ -16,6 +16,7 @@ import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar
+from ansible_collections.onprem.torchrun.plugins.module_utils import ports
 from ansible_collections.onprem.torchrun.plugins.plugin_utils import checks
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -119,7 +120,7 @@ TYPED = sorted((name, spec["type"]) for name, spec in SPECS.items() if spec.get(
 
 def typed_value(name, kind):
     if kind == "bool":
-        return "false" if name != "launcher_wait" else "true"
+        return "false" if name != "job_wait" else "true"
     value = DEFAULTS.get(name)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
@@ -254,10 +255,12 @@ def test_a_template_that_fails_is_named_and_a_secret_one_hides_its_text():
 
 
 def test_a_default_that_refers_to_another_setting_follows_the_users_value():
-    # connectivity_probe_port and healthcheck_port default to the first port of the range given.
-    made, found = cluster({"torchrun_collective_port_range": [54000, 55999]})
+    # torchrun_user defaults to torchrun-<job>; the check ports, unset, to the first port of the range given.
+    made, found = cluster({"torchrun_collective_port_range": [54000, 55999], "torchrun_job": "eval"})
     assert found + checks.validate(made) == []
-    assert made.values["node1"]["connectivity_probe_port"] == 54000 == made.values["node2"]["healthcheck_port"]
+    assert made.values["node1"]["torchrun_user"] == "torchrun-eval"
+    model = ports.model(made.values["node2"])
+    assert model["probe"] == model["healthcheck"] == 54000 and model["span"] == "54000-55999"
 
 
 def test_a_play_that_leaves_out_nodes_of_the_group_is_named():

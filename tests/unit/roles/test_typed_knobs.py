@@ -1,6 +1,6 @@
 """Every number and yes/no knob works as `-e key=value` gives it: a string.
 
-`-e launcher_join_timeout=120` hands the roles the string "120"; argument specs accept it but do
+`-e job_join_timeout=120` hands the roles the string "120"; argument specs accept it but do
 not convert it, so arithmetic, comparisons and conditions on it fail or go wrong ("false" is a
 true string). The validator refuses what does not convert; the roles cast where they read: this
 test walks every role's specs and fails on a read of an int or bool knob (or a list of ints)
@@ -76,10 +76,10 @@ def uncast_reads(text, name, kind):
 
 
 def test_the_walk_finds_the_knobs():
-    assert OPTIONS["launcher_join_timeout"] == "int" and OPTIONS["launcher_wait"] == "bool"
+    assert OPTIONS["job_join_timeout"] == "int" and OPTIONS["job_wait"] == "bool"
     assert OPTIONS["torchrun_collective_port_range"] == "list-int"
-    assert uncast_reads("retries: {{ launcher_join_timeout / 10 }}", "launcher_join_timeout", "int")
-    assert not uncast_reads("retries: {{ launcher_join_timeout | int / 10 }}", "launcher_join_timeout", "int")
+    assert uncast_reads("retries: {{ job_join_timeout / 10 }}", "job_join_timeout", "int")
+    assert not uncast_reads("retries: {{ job_join_timeout | int / 10 }}", "job_join_timeout", "int")
 
 
 @pytest.mark.parametrize("path", list(sources()), ids=lambda p: str(p.relative_to(ROOT)))
