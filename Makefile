@@ -107,8 +107,8 @@ test-runbooks: venv deps  ## Run every command of docs/runbooks against the sand
 	pytest -q tests/runbooks
 
 readme: venv  ## Regenerate the README's common-mistakes table (from the preflight catalogue) and the roles' variable tables (from their specs)
-	$(PYTHON) tests/integration/catalogue.py
-	$(PYTHON) tests/role_docs.py
+	$(PYTHON) tools/catalogue.py
+	$(PYTHON) tools/role_docs.py
 
 build: venv  ## Build the collection tarball into build/
 	mkdir -p build

@@ -23,9 +23,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "sandbox"))
 import sandbox as sb  # noqa: E402  (the sandbox's own names: addresses, ssh options)
+import harness  # noqa: E402  (the sandbox harness the tests share)
 
-BIN = Path(sys.executable).parent
-INVENTORY = "inventories/sandbox"
 
 
 def role_vars(role: str, kind: str = "defaults") -> dict:
@@ -45,17 +44,18 @@ def log(msg: str) -> None:
 
 
 def sandbox(*args: str) -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "sandbox" / "sandbox.py"), *args], capture_output=True, text=True,
-                          check=False)
-    if proc.returncode != 0:
-        raise BenchError("sandbox %s failed: %s" % (" ".join(args), (proc.stderr or proc.stdout).strip()[-2000:]))
+    try:
+        harness.tool(*args)
+    except harness.SandboxError as error:
+        raise BenchError(str(error)) from error
 
 
 def cluster(nodes: int, seed: bool = False) -> list[str]:
     """A fresh sandbox of `nodes` nodes (and the outsider); returns the node names."""
-    sandbox("down")
-    sandbox("up", "--nodes", str(nodes), *(["--seed"] if seed else []))
-    return sb.node_names(nodes)
+    try:
+        return harness.fresh(nodes, seed)
+    except harness.SandboxError as error:
+        raise BenchError(str(error)) from error
 
 
 def machine_cpu() -> float:
@@ -77,18 +77,14 @@ LAST_CPU = {"controller": 0.0, "nodes": 0.0}
 
 def playbook(name: str, *args: str, profile: bool = False) -> tuple[float, str]:
     """Run playbooks/<name>.yml on the sandbox; return (seconds, output). Raises when it fails."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               PATH="%s:%s" % (BIN, os.environ["PATH"]))
-    if profile:
-        env.update(ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", PROFILE_TASKS_TASK_OUTPUT_LIMIT="8")
-    cmd = [str(BIN / "ansible-playbook"), "playbooks/%s.yml" % name, "-i", INVENTORY, *args]
+    env = dict(ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", PROFILE_TASKS_TASK_OUTPUT_LIMIT="8") if profile else {}
     start, machine, controller = time.perf_counter(), machine_cpu(), children_cpu()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    proc = harness.playbook(name, *args, timeout=7200, env=env)
     elapsed = time.perf_counter() - start
     LAST_CPU["controller"] = children_cpu() - controller
     LAST_CPU["nodes"] = max(0.0, machine_cpu() - machine - LAST_CPU["controller"])
     if proc.returncode != 0:
-        raise BenchError("%s failed (rc %d):\n%s" % (" ".join(cmd[1:]), proc.returncode, (proc.stdout + proc.stderr)[-4000:]))
+        raise BenchError("playbooks/%s.yml %s failed (rc %d):\n%s" % (name, " ".join(args), proc.returncode, (proc.stdout + proc.stderr)[-4000:]))
     return elapsed, proc.stdout
 
 
@@ -104,7 +100,7 @@ def slowest_tasks(output: str, count: int = 5) -> list[list]:
 
 
 def ssh(node: str, command: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(sb.ssh_command(node) + [command], capture_output=True, text=True, timeout=timeout, check=False)
+    proc = harness.on(node, command, timeout=timeout)
     if check and proc.returncode != 0:
         raise BenchError("%s: `%s` failed (rc %d): %s" % (node, command[:120], proc.returncode,
                                                           (proc.stderr + proc.stdout).strip()[-1500:]))

@@ -6,3 +6,4 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "collections"))
 sys.path.insert(0, str(ROOT / "sandbox"))
+sys.path.insert(0, str(ROOT / "tools"))

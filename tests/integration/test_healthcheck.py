@@ -3,11 +3,9 @@ train.yml launches nothing after a failing check. Needs root (`make integration`
 
 import json
 import os
-import subprocess
-import sys
 
+import harness
 import pytest
-import sandbox
 from conftest import run_playbook
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")
@@ -15,8 +13,7 @@ NODES = ["node1", "node2", "node3"]
 SMALL = {"healthcheck_max_bytes": 4 << 20, "healthcheck_pair_bytes": 4 << 20, "healthcheck_iters": 5, "healthcheck_warmup": 1}
 
 
-def on(node, command):
-    return subprocess.run(sandbox.ssh_command(node) + [command], capture_output=True, text=True, timeout=120, check=False)
+on = harness.on
 
 
 def healthcheck(report, **extra):
@@ -26,13 +23,10 @@ def healthcheck(report, **extra):
 
 @pytest.fixture(scope="module")
 def cluster():
-    subprocess.run([sys.executable, sandbox.__file__, "down"], capture_output=True, check=False)
-    up = subprocess.run([sys.executable, sandbox.__file__, "up", "--nodes", "3"], capture_output=True, text=True, check=False)
-    assert up.returncode == 0, up.stderr
-    setup = run_playbook("setup")
-    assert setup.returncode == 0, setup.stdout[-3000:]
-    yield
-    subprocess.run([sys.executable, sandbox.__file__, "down"], capture_output=True, check=False)
+    with harness.cluster(3):
+        setup = run_playbook("setup")
+        assert setup.returncode == 0, setup.stdout[-3000:]
+        yield
 
 
 def test_a_healthy_sandbox_passes_and_a_second_run_changes_nothing(cluster, tmp_path):

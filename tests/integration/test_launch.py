@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+import harness
 import sandbox
 from conftest import run_playbook
 
@@ -36,8 +37,7 @@ def ok(proc):
     return proc.stdout
 
 
-def on(node, command):
-    return subprocess.run(sandbox.ssh_command(node) + [command], capture_output=True, text=True, timeout=120, check=False)
+on = harness.on
 
 
 def prop(node, name):
@@ -77,13 +77,10 @@ def launch_and_join(extra=None):
 
 @pytest.fixture(scope="module")
 def cluster():
-    subprocess.run([sys.executable, sandbox.__file__, "down"], capture_output=True, check=False)
-    up = subprocess.run([sys.executable, sandbox.__file__, "up", "--nodes", "2"], capture_output=True, text=True, check=False)
-    assert up.returncode == 0, up.stderr
-    setup = playbook("setup", None, "--diff")
-    yield ok(setup) + setup.stderr
-    ok(playbook("stop"))
-    subprocess.run([sys.executable, sandbox.__file__, "down"], capture_output=True, check=False)
+    with harness.cluster(2):
+        setup = playbook("setup", None, "--diff")
+        yield ok(setup) + setup.stderr
+        ok(playbook("stop"))
 
 
 def test_secret_never_shown_and_kept_root_only(cluster):
@@ -414,8 +411,7 @@ def test_own_names_on_loopback_are_reported_and_harmless(cluster):
 
 def reaches(source, port=29500, target="198.18.0.11"):
     """Whether a TCP connection from ``source`` (a node or the outsider) to node1's port opens."""
-    probe = "python3 -c 'import socket; socket.create_connection((\"%s\", %d), timeout=2)'" % (target, port)
-    return on(source, probe).returncode == 0
+    return harness.connect(source, target, port, seconds=2) == 0
 
 
 def standin(port):

@@ -7,8 +7,8 @@ Needs root (`make integration`). Installing a driver needs a GPU host: `make gpu
 import json
 import os
 import subprocess
-import sys
 
+import harness
 import pytest
 import sandbox
 from conftest import run_playbook
@@ -20,14 +20,11 @@ WRITTEN = ("/etc/apt/sources.list.d/onprem-torchrun-nvidia-cuda.sources", "/etc/
 
 @pytest.fixture(scope="module")
 def one_node():
-    subprocess.run([sys.executable, sandbox.__file__, "down"], capture_output=True, check=False)
-    up = subprocess.run([sys.executable, sandbox.__file__, "up", "--nodes", "1"], capture_output=True, text=True, check=False)
-    assert up.returncode == 0, up.stderr
-    key = sandbox.CACHE / "wheels" / "test-cuda-repo-key.asc"
-    key.write_text("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nstand-in for the mirror's key\n-----END PGP PUBLIC KEY BLOCK-----\n")
-    yield
-    key.unlink()
-    subprocess.run([sys.executable, sandbox.__file__, "down"], capture_output=True, check=False)
+    with harness.cluster(1):
+        key = sandbox.CACHE / "wheels" / "test-cuda-repo-key.asc"
+        key.write_text("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nstand-in for the mirror's key\n-----END PGP PUBLIC KEY BLOCK-----\n")
+        yield
+        key.unlink()
 
 
 def test_repository_path_in_check_mode_shows_its_files_and_writes_nothing(one_node):

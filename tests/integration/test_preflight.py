@@ -13,10 +13,10 @@ Needs root (`make integration`).
 import json
 import os
 import subprocess
-import sys
 import time
 
 import catalogue
+import harness
 import pytest
 import sandbox
 import yaml
@@ -78,11 +78,8 @@ def play(name, *args):
 
 @pytest.fixture(scope="module")
 def fresh_cluster():
-    subprocess.run([sys.executable, sandbox.__file__, "down"], capture_output=True, check=False)
-    up = subprocess.run([sys.executable, sandbox.__file__, "up", "--nodes", "2"], capture_output=True, text=True, check=False)
-    assert up.returncode == 0, up.stderr
-    yield fingerprints()
-    subprocess.run([sys.executable, sandbox.__file__, "down"], capture_output=True, check=False)
+    with harness.cluster(2):
+        yield fingerprints()
 
 
 def on_nodes(commands):

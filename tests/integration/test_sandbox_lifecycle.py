@@ -7,22 +7,20 @@ and systemd-nspawn (`make integration` installs them). Tears down any running sa
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+import harness
 import pytest
 import sandbox
 
-TOOL = [sys.executable, sandbox.__file__]
+TOOL = harness.TOOL
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")
 
 
 def tool(*args):
-    proc = subprocess.run(TOOL + list(args), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
+    return harness.tool(*args, timeout=600).stdout
 
 
 def leftovers():

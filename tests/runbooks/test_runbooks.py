@@ -18,6 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "sandbox"))
+import harness  # noqa: E402
 import sandbox  # noqa: E402
 
 DOCS = ROOT / "docs" / "runbooks"
@@ -85,9 +86,7 @@ def lightning_before_upgrade():
 def bare_nodes():
     """A new 2-node sandbox booted from the bare image: what the runbooks start from, and the
     air-gapped install's nodes with nothing of ours on them."""
-    for args in (["down"], ["up", "--nodes", "2"]):
-        proc = subprocess.run([sys.executable, sandbox.__file__, *args], capture_output=True, text=True, check=False)
-        assert proc.returncode == 0, proc.stderr
+    harness.fresh(2)
 
 
 SETUP = {"job-hangs.md": launch_and_hang, "upgrade-one-node-at-a-time.md": lightning_before_upgrade,
@@ -163,7 +162,7 @@ def sandbox_cluster():
     yield
     shell("ansible-playbook playbooks/stop.yml -i inventories/sandbox || true; "
           "rm -rf torchrun-logs torchrun-healthcheck.json torchrun-checkpoint; " + airgap_cleanup())
-    subprocess.run([sys.executable, sandbox.__file__, "down"], capture_output=True, check=False)
+    harness.tool("down", check=False)
 
 
 @pytest.mark.parametrize("name", RUNBOOKS)

@@ -4,7 +4,7 @@ import importlib.util
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("catalogue", ROOT / "tests" / "integration" / "catalogue.py")
+spec = importlib.util.spec_from_file_location("catalogue", ROOT / "tools" / "catalogue.py")
 catalogue = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(catalogue)
 
@@ -28,7 +28,7 @@ def test_catalogue_cases_are_well_formed():
 
 
 def test_role_readmes_are_generated_from_their_specs():
-    spec_ = importlib.util.spec_from_file_location("role_docs", ROOT / "tests" / "role_docs.py")
+    spec_ = importlib.util.spec_from_file_location("role_docs", ROOT / "tools" / "role_docs.py")
     role_docs = importlib.util.module_from_spec(spec_)
     spec_.loader.exec_module(role_docs)
     assert role_docs.main(["--check"]) == 0, "a role README is stale: run `make readme`"

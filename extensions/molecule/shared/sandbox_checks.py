@@ -5,13 +5,15 @@ it holds the addresses and SSH settings.
 """
 
 import os
-import subprocess
 import sys
 import time
 
 import pytest
 import testinfra
 import testinfra.utils.ansible_runner
+
+sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "sandbox"))
+import harness  # noqa: E402  pylint: disable=wrong-import-position  (the sandbox harness the test suites share)
 
 INVENTORY = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
@@ -21,7 +23,6 @@ UNIT = "torchrun-train.service"
 JOB_USER = "torchrun-train"
 MASTER_PORT = 29500
 COLLECTIVE_PORT = 52100
-SANDBOX = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "sandbox", "sandbox.py")
 
 
 def node(name):
@@ -38,13 +39,17 @@ def prop(host, name):
 
 def connect(src, dst, port):
     """0: connected; 124: timed out (dropped); anything else: refused, rejected or no route."""
-    return node(src).run("timeout 4 bash -c 'exec 3<>/dev/tcp/%s/%d'" % (ADDR[dst], port)).rc
+    return harness.connect(src, ADDR[dst], port)
 
 
 def reboot(name):
     """A real reboot of the node: clean poweroff, boot on the same disk."""
-    proc = subprocess.run([sys.executable, SANDBOX, "reboot", name], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    harness.tool("reboot", name, timeout=300)
+
+
+def setup(*args):
+    """Run setup.yml on the scenario's nodes with extra arguments."""
+    return harness.playbook("setup", *args, timeout=600)
 
 
 def start_listening_job():

@@ -21,7 +21,7 @@ from ansible_collections.onprem.torchrun.plugins.plugin_utils import checks
 
 ROOT = Path(__file__).resolve().parents[3]
 ROLES = ROOT / "roles"
-spec = importlib.util.spec_from_file_location("catalogue", ROOT / "tests" / "integration" / "catalogue.py")
+spec = importlib.util.spec_from_file_location("catalogue", ROOT / "tools" / "catalogue.py")
 catalogue = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(catalogue)
 

@@ -5,7 +5,6 @@ open, and the rules outlive a reload of the firewall and a reboot of the node.""
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 
@@ -13,7 +12,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "extensions", "molecule", "shared"))
 from sandbox_checks import (  # noqa: E402  pylint: disable=wrong-import-position
-    NODES, journal, listening_job, node, only_peers_connect, only_the_jobs_user_connects_locally, prop, reboot,
+    NODES, journal, listening_job, node, only_peers_connect, only_the_jobs_user_connects_locally, prop, reboot, setup,
     start_listening_job, stop_listening_job,
 )
 
@@ -87,15 +86,6 @@ def test_on_the_node_only_the_jobs_user_reaches_its_store(listening_job):
 
 def test_ssh_stays_open_to_everyone():
     assert node("outsider").run("timeout 4 bash -c 'exec 3<>/dev/tcp/198.18.0.11/22 && head -c 4 <&3'").stdout == "SSH-"
-
-
-def setup(*args):
-    """Run setup.yml on the scenario's nodes with extra arguments."""
-    root = os.environ["MOLECULE_PROJECT_DIRECTORY"]
-    return subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "playbooks/setup.yml", "-i", "inventories/sandbox", *args],
-        cwd=root, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(root, "ansible.cfg"), ANSIBLE_NOCOLOR="1"),
-        capture_output=True, text=True, timeout=600, check=False)
 
 
 def setup_refused(*args):

@@ -1,7 +1,9 @@
 """The preflight catalogue (preflight_cases.yml) and the README table made from it.
 
-    python tests/integration/catalogue.py          # rewrite the README's "Common mistakes" table
-    python tests/integration/catalogue.py --check  # exit 1 when the README's table is stale
+    python tools/catalogue.py          # rewrite the README's "Common mistakes" table
+    python tools/catalogue.py --check  # exit 1 when the README's table is stale
+
+The tests load the cases from here too (tests/unit/plugins/test_validate.py, tests/integration/test_preflight.py).
 """
 
 import sys
@@ -9,9 +11,9 @@ from pathlib import Path
 
 import yaml
 
-HERE = Path(__file__).resolve().parent
-CASES = HERE / "preflight_cases.yml"
-README = HERE.parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+CASES = ROOT / "tests" / "integration" / "preflight_cases.yml"
+README = ROOT / "README.md"
 BEGIN = "<!-- mistakes: generated from tests/integration/preflight_cases.yml by `make readme`; do not edit -->"
 END = "<!-- mistakes: end -->"
 

@@ -1,7 +1,7 @@
 """Each role's README.md, generated from its meta/argument_specs.yml (the one description).
 
-    python tests/role_docs.py          # rewrite roles/*/README.md
-    python tests/role_docs.py --check  # exit 1 when one is stale
+    python tools/role_docs.py          # rewrite roles/*/README.md
+    python tools/role_docs.py --check  # exit 1 when one is stale
 """
 
 import json
@@ -12,8 +12,8 @@ from pathlib import Path
 import yaml
 
 ROLES = Path(__file__).resolve().parents[1] / "roles"
-# C(), M(), O()...; the text may hold one level of parentheses, as in C(torch.cuda.is_available()).
-MARKUP = re.compile(r"\b[CMOVRIBL]\(((?:[^()]|\([^()]*\))*)\)")
+# C(), M(), O(), P(name#type)...; the text may hold one level of parentheses, as in C(torch.cuda.is_available()).
+MARKUP = re.compile(r"\b[CMOVRIBLP]\(((?:[^()#]|\([^()]*\))*)(?:#[a-z_]+)?\)")
 
 
 def words(text):

@@ -1,0 +1,79 @@
+"""The sandbox harness the test suites and bench share: a fresh cluster, commands on its nodes,
+playbooks against it, and the cluster down again.
+
+    import harness
+    with harness.cluster(2):                 # down, up --nodes 2 ... down (also on failure)
+        harness.on("node1", "systemctl is-active torchrun-train")
+        harness.playbook("setup", "-e", "...")
+
+tests/integration/conftest.py builds its pytest fixtures on it; bench/common.py and the molecule
+checks call the same functions. Needs root, like sandbox.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOL = [sys.executable, str(Path(sandbox.__file__).resolve())]
+BIN = Path(sys.executable).parent
+
+
+class SandboxError(RuntimeError):
+    """sandbox.py failed; the message carries the end of its output."""
+
+
+def tool(*args: str, check: bool = True, timeout: int = 1800) -> subprocess.CompletedProcess:
+    """Run sandbox.py with ``args``; raise SandboxError when it fails and ``check`` is set."""
+    proc = subprocess.run(TOOL + list(args), capture_output=True, text=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise SandboxError("sandbox %s failed: %s" % (" ".join(args), (proc.stderr or proc.stdout).strip()[-3000:]))
+    return proc
+
+
+def down() -> None:
+    """Take the sandbox down; returns once nothing of it is left (sandbox.py down waits for its processes)."""
+    tool("down")
+
+
+def fresh(nodes: int, seed: bool = False) -> list[str]:
+    """A new sandbox of ``nodes`` nodes and the outsider, from whatever ran before; the node names."""
+    down()
+    tool("up", "--nodes", str(nodes), *(["--seed"] if seed else []))
+    return sandbox.node_names(nodes)
+
+
+@contextlib.contextmanager
+def cluster(nodes: int, seed: bool = False):
+    """``fresh(nodes)`` for the block, down afterwards even when the block fails."""
+    try:
+        yield fresh(nodes, seed)
+    finally:
+        tool("down", check=False)
+
+
+def on(node: str, command: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """A shell command on a node over the sandbox's SSH (never raises on a non-zero exit)."""
+    return subprocess.run(sandbox.ssh_command(node) + [command], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def playbook(name: str, *args: str, timeout: int = 900, env: dict | None = None) -> subprocess.CompletedProcess:
+    """ansible-playbook playbooks/<name>.yml (or a path ending in .yml) against the sandbox inventory, from the checkout."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               PATH="%s:%s" % (BIN, os.environ["PATH"]), **(env or {}))
+    cmd = [str(BIN / "ansible-playbook"), name if name.endswith(".yml") else "playbooks/%s.yml" % name, "-i", "inventories/sandbox"]
+    return subprocess.run(cmd + list(args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def connect(source: str, address: str, port: int, seconds: int = 4) -> int:
+    """Open a TCP connection from ``source`` (a node or the outsider) to ``address:port``.
+
+    0: connected; 124: timed out (the SYN was dropped); anything else: refused, reset or no route.
+    """
+    return on(source, "timeout %d bash -c 'exec 3<>/dev/tcp/%s/%d'" % (seconds, address, port)).returncode
