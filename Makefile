@@ -16,7 +16,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PYTHONDONTWRITEBYTECODE := 1
 
 # Debian packages the sandbox and the tests use on the host.
-APT_PACKAGES := debootstrap systemd-container iproute2 openssh-client rsync shellcheck
+APT_PACKAGES := debootstrap systemd-container iproute2 openssh-client rsync shellcheck apt-cacher-ng
 # Molecule scenarios in the default suite, in order.
 SCENARIOS ?= sandbox train firewalld ufw
 
@@ -35,10 +35,11 @@ COLLECTION_COPY := $(SANITY_ROOT)/ansible_collections/onprem/torchrun
 help:  ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-deps:  ## Install the Debian packages the sandbox needs (apt)
+deps:  ## Install the Debian packages the sandbox needs (apt; the system's apt-cacher-ng service, where one starts, on 127.0.0.1 only)
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "make: installing $$missing"; \
+	  echo "apt-cacher-ng apt-cacher-ng/bindaddress string 127.0.0.1" | debconf-set-selections; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 

@@ -12,7 +12,9 @@ package proxy's cache is warm for both (the other benchmarks fetched the same pa
 
 from __future__ import annotations
 
-from common import ROOT, TORCHRUN, cluster, log, on_all, playbook, put, result, role_vars, sb, slowest_tasks, timed
+import shlex
+
+from common import ROOT, TORCHRUN, cluster, log, on_all, playbook, ports, put, result, role_vars, sb, slowest_tasks, timed, torchrun_command
 
 # The pytorch role's packages, and the firewall role's nftables (a node without firewalld or ufw).
 PACKAGES = role_vars("pytorch", "vars")["__pytorch_packages"] + ["nftables"]
@@ -27,21 +29,27 @@ def pins() -> list[str]:
 
 
 def parts(nodes: list[str]) -> dict[str, float]:
-    host = "%s:%d" % (sb.HOST_ADDR, sb.PROXY_PORT)
     packages = timed(on_all, nodes, "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq %s >/dev/null"
                      % " ".join(PACKAGES))
     wheels = timed(on_all, nodes, "python3 -m venv %s && PIP_CONFIG_FILE=/dev/null %s/bin/pip install --quiet "
-                   "--disable-pip-version-check --no-index --find-links http://%s/wheels/ --trusted-host %s %s"
-                   % (VENV, VENV, host, sb.HOST_ADDR, " ".join(pins())))
+                   "--disable-pip-version-check --no-index --find-links %s --trusted-host %s %s"
+                   % (VENV, VENV, sb.WHEEL_URL, sb.HOST_ADDR, " ".join(pins())))
     script = (ROOT / "roles" / "launcher" / "files" / "lightning_synthetic.py").read_text()
     for node in nodes:
         put(node, "/root/job.py", script)
     master = sb.address_of(nodes[0])
-    job = timed(on_all, nodes, lambda rank: (
-        "cd /root && OMP_NUM_THREADS=1 GLOO_SOCKET_IFNAME=host0 PYTHONUNBUFFERED=1 TORCHRUN_CHECKPOINT_DIR=/root/checkpoints "
-        "PL_TRAINER_DEVICES=%d PL_TRAINER_NUM_NODES=%d %s/bin/torchrun --nproc-per-node=%d --rdzv-backend=static "
-        "--nnodes=%d --node-rank=%d --master-addr=%s --master-port=29500 --local-addr=%s --max-restarts=0 job.py"
-        % (NPROC, len(nodes), VENV, NPROC, len(nodes), rank, master, sb.address_of(nodes[rank]))))
+    port = ports.model(TORCHRUN)["master"]
+
+    def by_hand(rank: int) -> str:
+        # The job's own torchrun command line and workers' environment (the filter the unit uses), typed over ssh.
+        command = torchrun_command({"venv": VENV, "nproc_per_node": str(NPROC), "nnodes": str(len(nodes)), "node_rank": rank,
+                                    "master_addr": master, "master_port": port, "local_addr": sb.address_of(nodes[rank]),
+                                    "interface": "host0"})
+        env = command["assignments"] + ["TORCHRUN_CHECKPOINT_DIR=/root/checkpoints", "PL_TRAINER_DEVICES=%d" % NPROC,
+                                        "PL_TRAINER_NUM_NODES=%d" % len(nodes)]
+        return "cd /root && env %s %s job.py" % (" ".join(shlex.quote(item) for item in env), shlex.join(command["argv"]))
+
+    job = timed(on_all, nodes, by_hand)
     return {"packages": packages, "wheels": wheels, "job": job}
 
 

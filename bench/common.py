@@ -22,8 +22,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "sandbox"))
+sys.path.insert(0, str(ROOT / "collections"))
 import sandbox as sb  # noqa: E402  (the sandbox's own names: addresses, ssh options)
 import harness  # noqa: E402  (the sandbox harness the tests share)
+# How the job runs torchrun and which ports it has: the collection's own definitions.
+from ansible_collections.onprem.torchrun.plugins.filter.torchrun_command import torchrun_command  # noqa: E402,F401
+from ansible_collections.onprem.torchrun.plugins.module_utils import ports  # noqa: E402,F401
 
 
 

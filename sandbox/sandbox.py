@@ -4,8 +4,9 @@
 Each node is a systemd-nspawn machine booting real systemd as PID 1 on its own overlay of one
 cached debootstrap image, attached to a private bridge with a static address in the RFC 2544
 benchmarking range (198.18.0.0/24), which cannot collide with a site's real networks. Nodes have
-no route out: they get Debian packages and Python wheels from the host over the bridge, through
-``pkgproxy.py``, the way an air-gapped site does.
+no route out: they get Debian packages and Python wheels from the host over the bridge, the way an
+air-gapped site does: apt-cacher-ng (bound to the bridge, serving only this machine's own APT
+sources) and Python's stock HTTP server for the wheelhouse.
 
     sandbox.py up --nodes N     boot node1..nodeN plus ``outsider``; a no-op when already so
     sandbox.py down             stop everything; no process, mount, link or proxy is left
@@ -47,14 +48,16 @@ BRIDGE = "trbr0"
 PREFIX = "198.18.0"
 HOST_ADDR = PREFIX + ".1"
 OUTSIDER_ADDR = PREFIX + ".250"
-PROXY_PORT = 3142
+PROXY_PORT = 3142  # apt-cacher-ng, the nodes' APT proxy
+WHEEL_PORT = 3143  # python3 -m http.server over the wheelhouse (pip --find-links)
+WHEEL_URL = "http://%s:%d/" % (HOST_ADDR, WHEEL_PORT)
 MAX_NODES = 32
 SUITE = "bookworm"  # Debian 12
 IMAGE_PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "python3",
     "python3-apt", "iproute2", "procps", "ca-certificates",
 )
-REQUIRED_TOOLS = ("debootstrap", "systemd-nspawn", "ip", "ssh", "ssh-keygen", "mount", "umount", "chroot")
+REQUIRED_TOOLS = ("debootstrap", "systemd-nspawn", "ip", "ssh", "ssh-keygen", "mount", "umount", "chroot", "apt-cacher-ng")
 BOOT_TIMEOUT = 90
 CGROUP_GROUP = "onprem-torchrun-sandbox"
 
@@ -157,22 +160,41 @@ def archive_mirror(sources: list[dict]) -> str:
     raise SandboxError("no APT source for suite %s in this machine's APT configuration" % SUITE)
 
 
-def source_hosts(sources: list[dict]) -> list[str]:
-    hosts = set()
-    for stanza in sources:
-        for uri in stanza["uris"]:
-            match = re.match(r"https?://([^/:]+)", uri)
-            if match:
-                hosts.add(match.group(1))
-    return sorted(hosts)
+def node_uri(uri: str) -> str:
+    """The URI a node asks the APT proxy for: plain HTTP (the proxy fetches an https:// source over HTTPS)."""
+    return re.sub(r"^https://", "http://", uri)
 
 
 def render_sources(sources: list[dict]) -> str:
     blocks = []
     for stanza in sources:
         blocks.append("Types: deb\nURIs: %s\nSuites: %s\nComponents: %s\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n" % (
-            " ".join(stanza["uris"]), " ".join(stanza["suites"]), " ".join(stanza["components"])))
+            " ".join(node_uri(u) for u in stanza["uris"]), " ".join(stanza["suites"]), " ".join(stanza["components"])))
     return "# Written by the sandbox from the host's APT sources; fetched through the host's proxy.\n" + "\n".join(blocks)
+
+
+def acng_config(sources: list[dict]) -> str:
+    """apt-cacher-ng's configuration: on the bridge only, no tunnels, and only this machine's own sources.
+
+    ForceManaged refuses every URL that no Remap- line names, so the nodes reach the archives this
+    machine uses and nothing else (403); PassThroughPattern ^$ refuses every CONNECT tunnel.
+    """
+    uris = sorted({u.rstrip("/") for stanza in sources for u in stanza["uris"] if re.match(r"https?://", u)})
+    lines = [
+        "# Written by sandbox/sandbox.py; the sandbox's own apt-cacher-ng, not the system's service.",
+        "CacheDir: %s" % (CACHE / "apt-cacher-ng"),
+        "LogDir: %s" % (STATE / "apt-cacher-ng"),
+        "PidFile: %s" % (STATE / "apt-cacher-ng" / "pid"),
+        "SocketPath: %s" % (STATE / "apt-cacher-ng" / "socket"),
+        "BindAddress: %s" % HOST_ADDR,
+        "Port: %d" % PROXY_PORT,
+        "ForeGround: 1",
+        "ForceManaged: 1",
+        "PassThroughPattern: ^$",
+        "ExThreshold: 4",
+    ]
+    lines += ["Remap-source%d: %s ; %s" % (i, re.sub(r"^https?://", "", uri), uri) for i, uri in enumerate(uris)]
+    return "\n".join(lines) + "\n"
 
 
 # ---- preflight --------------------------------------------------------------------------------
@@ -336,33 +358,56 @@ def ensure_bridge() -> None:
     run(["ip", "link", "set", BRIDGE, "up"])
 
 
+# The host-side services the nodes use: name -> (pidfile, what its command line holds, port).
+SERVICES = {
+    "apt-cacher-ng": (STATE / "apt-cacher-ng.pid", "apt-cacher-ng", PROXY_PORT),
+    "wheelhouse": (STATE / "wheelhouse.pid", "http.server %d" % WHEEL_PORT, WHEEL_PORT),
+}
+
+
+def service_commands(sources: list[dict]) -> dict[str, list[str]]:
+    conf = STATE / "apt-cacher-ng" / "conf"
+    conf.mkdir(parents=True, exist_ok=True)
+    (CACHE / "apt-cacher-ng").mkdir(parents=True, exist_ok=True)
+    (CACHE / "wheels").mkdir(parents=True, exist_ok=True)
+    (conf / "acng.conf").write_text(acng_config(sources))
+    return {
+        "apt-cacher-ng": [shutil.which("apt-cacher-ng") or "/usr/sbin/apt-cacher-ng", "-c", str(conf)],
+        "wheelhouse": [sys.executable, "-m", "http.server", str(WHEEL_PORT), "--bind", HOST_ADDR, "--directory", str(CACHE / "wheels")],
+    }
+
+
 def ensure_proxy(sources: list[dict]) -> None:
-    pidfile = STATE / "pkgproxy.pid"
-    if pid_alive(pidfile, "pkgproxy.py") and port_open(HOST_ADDR, PROXY_PORT):
-        return
-    stale = pid_alive(pidfile, "pkgproxy.py")
-    if stale:
-        terminate(stale, 5)
-    cmd = [sys.executable, str(REPO / "sandbox" / "pkgproxy.py"), "--listen", HOST_ADDR, "--port", str(PROXY_PORT),
-           "--cache-dir", str(CACHE / "debs"), "--wheel-dir", str(CACHE / "wheels")]
-    for host in source_hosts(sources):
-        cmd += ["--allow", host]
-    with open(STATE / "pkgproxy.log", "a") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
-    pidfile.write_text("%d\n" % proc.pid)
-    deadline = time.monotonic() + 10
-    while not port_open(HOST_ADDR, PROXY_PORT):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SandboxError("the package proxy did not start; see %s" % (STATE / "pkgproxy.log"))
-        time.sleep(0.1)
+    """Start the APT proxy and the wheelhouse server unless they run (a changed source list restarts the proxy)."""
+    before = (STATE / "apt-cacher-ng" / "conf" / "acng.conf").read_text() if (STATE / "apt-cacher-ng" / "conf" / "acng.conf").exists() else ""
+    commands = service_commands(sources)
+    for name, (pidfile, needle, port) in SERVICES.items():
+        pid = pid_alive(pidfile, needle)
+        fresh = name != "apt-cacher-ng" or before == acng_config(sources)
+        if pid and fresh and port_open(HOST_ADDR, port):
+            continue
+        if pid:
+            terminate(pid, 5)
+        with open(STATE / ("%s.log" % name), "a") as out:
+            proc = subprocess.Popen(commands[name], stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+        pidfile.write_text("%d\n" % proc.pid)
+        deadline = time.monotonic() + 10
+        while not port_open(HOST_ADDR, port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SandboxError("%s did not start on %s:%d; see %s" % (name, HOST_ADDR, port, STATE / ("%s.log" % name)))
+            time.sleep(0.1)
+
+
+# What an earlier version ran in their place, stopped by down as well.
+LEGACY_SERVICES = ((STATE / "pkgproxy.pid", "pkgproxy.py", PROXY_PORT),)
 
 
 def stop_proxy() -> None:
-    pid = pid_alive(STATE / "pkgproxy.pid", "pkgproxy.py")
-    if pid:
-        terminate(pid, 5)
-    with contextlib.suppress(FileNotFoundError):
-        (STATE / "pkgproxy.pid").unlink()
+    for pidfile, needle, _port in list(SERVICES.values()) + list(LEGACY_SERVICES):
+        pid = pid_alive(pidfile, needle)
+        if pid:
+            terminate(pid, 5)
+        pidfile.unlink(missing_ok=True)
 
 
 # ---- nodes ------------------------------------------------------------------------------------
@@ -578,12 +623,13 @@ def write_inventory(path: Path, nodes: list[str]) -> None:
         "    ansible_ssh_common_args: >-\n"
         "      -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes\n"
         "    sandbox_package_host: \"%s:%d\"\n"
+        "    sandbox_wheelhouse_url: \"%s\"\n"
         "  children:\n"
         "    trainers:\n"
         "      hosts:\n%s"
         "    outsiders:\n"
         "      hosts:\n%s"
-    ) % (STATE / "id_ed25519", STATE / "known_hosts", HOST_ADDR, PROXY_PORT, hosts(nodes), hosts(["outsider"]))
+    ) % (STATE / "id_ed25519", STATE / "known_hosts", HOST_ADDR, PROXY_PORT, WHEEL_URL, hosts(nodes), hosts(["outsider"]))
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
@@ -647,7 +693,7 @@ def cmd_down(args: argparse.Namespace) -> int:
         stop_proxy()
         # nspawn and the proxy can still be exiting (tearing down the machine's namespaces): down
         # returns only when no process of the sandbox is left.
-        wait_gone(["-M %s " % name for name in names] + ["pkgproxy.py"], 30)
+        wait_gone(["-M %s " % name for name in names] + [needle for _pidfile, needle, _port in SERVICES.values()], 30)
         if run(["ip", "link", "show", BRIDGE], check=False).returncode == 0:
             run(["ip", "link", "del", BRIDGE])
         unmount_all(STATE)
@@ -730,9 +776,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         up = node_running(name)
         healthy &= up
         print("%-10s %-14s %s" % (name, address_of(name), "up" if up else "DOWN"))
-    proxy = pid_alive(STATE / "pkgproxy.pid", "pkgproxy.py") is not None
-    print("%-10s %-14s %s" % ("pkgproxy", "%s:%d" % (HOST_ADDR, PROXY_PORT), "up" if proxy else "DOWN"))
-    return 0 if healthy and proxy else 1
+    for name, (pidfile, needle, port) in SERVICES.items():
+        up = pid_alive(pidfile, needle) is not None
+        healthy &= up
+        print("%-14s %-16s %s" % (name, "%s:%d" % (HOST_ADDR, port), "up" if up else "DOWN"))
+    return 0 if healthy else 1
 
 
 def cmd_image(args: argparse.Namespace) -> int:

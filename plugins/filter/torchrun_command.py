@@ -18,6 +18,9 @@ description:
     C(--rdzv-conf=timeout=) (the store's wait for every node; torchrun's own default is 900 s).
   - c10d - C(--rdzv-endpoint) (an IPv6 address in brackets) and C(--rdzv-conf) with the join,
     last-call, close and read timeouts, plus C(is_host=1) on the endpoint's own node only.
+  - standalone - one host alone (C(--standalone)), as C(playbooks/gpu_check.yml) runs NCCL on a GPU
+    host; only O(_input.venv) and O(_input.nproc_per_node) are needed, the interface variables are set
+    when O(_input.interface) is given.
 options:
   _input:
     description: The node's settings.
@@ -33,7 +36,7 @@ options:
         type: str
         required: true
       backend:
-        description: The rendezvous, C(static) or C(c10d).
+        description: The rendezvous, C(static), C(c10d) or C(standalone) (one host).
         type: str
         default: static
       nnodes:
@@ -103,23 +106,33 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.onprem.torchrun.plugins.plugin_utils.checks import RANK_VARIABLES
+from ansible_collections.onprem.torchrun.plugins.module_utils.contract import RANK_VARIABLES
 
 
 def torchrun_command(node):
     """Return argv, env and unset for one node (see DOCUMENTATION)."""
     if not isinstance(node, dict):
         raise AnsibleFilterError("torchrun_command: expects a dict of the node's settings, got %s" % type(node).__name__)
-    missing = [key for key in ("venv", "nproc_per_node", "nnodes", "master_addr", "master_port", "local_addr", "interface")
-               if node.get(key) in (None, "")]
     backend = str(node.get("backend", "static"))
+    needed = ("venv", "nproc_per_node") if backend == "standalone" else \
+        ("venv", "nproc_per_node", "nnodes", "master_addr", "master_port", "local_addr", "interface")
+    missing = [key for key in needed if node.get(key) in (None, "")]
     if backend == "static" and node.get("node_rank") in (None, ""):
         missing.append("node_rank")
     if missing:
         raise AnsibleFilterError("torchrun_command: missing %s" % ", ".join(missing))
+    argv = ["%s/bin/torchrun" % str(node["venv"]).rstrip("/"), "--nproc-per-node=%s" % node["nproc_per_node"]]
+    env = {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    if node.get("interface") not in (None, ""):
+        interface = str(node["interface"])
+        env["GLOO_SOCKET_IFNAME"] = interface
+        # "=": NCCL takes exactly this interface, not every one whose name begins with it (eth1 is not eth10).
+        env["NCCL_SOCKET_IFNAME"] = "=" + interface
+    if backend == "standalone":
+        argv += ["--standalone", "--max-restarts=%d" % int(node.get("max_restarts", 0))]
+        return {"argv": argv, "env": env, "assignments": ["%s=%s" % item for item in sorted(env.items())], "unset": list(RANK_VARIABLES)}
     master, port = str(node["master_addr"]), int(node["master_port"])
     join = int(node.get("join_timeout", 600))
-    argv = ["%s/bin/torchrun" % str(node["venv"]).rstrip("/"), "--nproc-per-node=%s" % node["nproc_per_node"]]
     if backend == "static":
         argv += ["--rdzv-backend=static", "--nnodes=%s" % node["nnodes"], "--node-rank=%d" % int(node["node_rank"]),
                  "--master-addr=%s" % master, "--master-port=%d" % port, "--rdzv-conf=timeout=%d" % join]
@@ -132,16 +145,8 @@ def torchrun_command(node):
         argv += ["--rdzv-backend=c10d", "--nnodes=%s" % node["nnodes"], "--rdzv-endpoint=%s:%d" % (endpoint, port),
                  "--rdzv-conf=" + ",".join(conf)]
     else:
-        raise AnsibleFilterError("torchrun_command: backend %r is neither static nor c10d" % backend)
+        raise AnsibleFilterError("torchrun_command: backend %r is neither static, c10d nor standalone" % backend)
     argv += ["--local-addr=%s" % node["local_addr"], "--max-restarts=%d" % int(node.get("max_restarts", 0))]
-    interface = str(node["interface"])
-    env = {
-        "PYTHONUNBUFFERED": "1",
-        "OMP_NUM_THREADS": "1",
-        "GLOO_SOCKET_IFNAME": interface,
-        # "=": NCCL takes exactly this interface, not every one whose name begins with it (eth1 is not eth10).
-        "NCCL_SOCKET_IFNAME": "=" + interface,
-    }
     return {"argv": argv, "env": env, "assignments": ["%s=%s" % item for item in sorted(env.items())], "unset": list(RANK_VARIABLES)}
 
 

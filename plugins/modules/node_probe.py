@@ -30,7 +30,7 @@ description:
     port and collective range, so jobs sharing a node can be checked against each other.
 options:
   names:
-    description: Environment variable names to look for.
+    description: Environment variable names to look for; by default the variables torchrun sets for every worker.
     type: list
     elements: str
     default: [NODE_RANK, RANK, LOCAL_RANK, GROUP_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT]
@@ -73,6 +73,11 @@ gpus:
   returned: always
   type: int
   sample: 8
+nvswitches:
+  description: NVIDIA NVSwitch bridges (PCI class 0x0680 of vendor 0x10de); the fabric manager runs where there are any.
+  returned: always
+  type: int
+  sample: 6
 preset:
   description: Each watched variable that is pre-set, with where and its value.
   returned: always
@@ -138,10 +143,12 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.onprem.torchrun.plugins.module_utils import ports
+from ansible_collections.onprem.torchrun.plugins.module_utils.contract import RANK_VARIABLES
 
 LISTEN = "0A"
 NVIDIA = "0x10de"
-GPU_CLASSES = ("0x0300", "0x0302")  # VGA compatible and 3D controllers; NVSwitch is 0x0680
+GPU_CLASSES = ("0x0300", "0x0302")  # VGA compatible and 3D controllers
+NVSWITCH_CLASSES = ("0x0680",)  # NVSwitch bridges: the node needs the fabric manager
 MANAGER = "the systemd manager environment (systemctl show-environment)"
 ETC_ENVIRONMENT = "/etc/environment"
 
@@ -226,7 +233,8 @@ def listeners(proc: str = "/proc") -> list[dict]:
     return sorted(found, key=lambda e: (e["port"], e["address"], e["pid"]))
 
 
-def gpu_count(devices: str = "/sys/bus/pci/devices") -> int:
+def pci_count(classes: tuple, devices: str = "/sys/bus/pci/devices") -> int:
+    """NVIDIA PCI devices whose class begins with one of classes (sysfs: no lspci, no driver needed)."""
     count = 0
     try:
         entries = os.listdir(devices)
@@ -235,11 +243,15 @@ def gpu_count(devices: str = "/sys/bus/pci/devices") -> int:
     for entry in entries:
         try:
             with open(os.path.join(devices, entry, "vendor")) as vendor, open(os.path.join(devices, entry, "class")) as cls:
-                if vendor.read().strip() == NVIDIA and cls.read().strip()[:6] in GPU_CLASSES:
+                if vendor.read().strip() == NVIDIA and cls.read().strip()[:6] in classes:
                     count += 1
         except OSError:
             continue
     return count
+
+
+def gpu_count(devices: str = "/sys/bus/pci/devices") -> int:
+    return pci_count(GPU_CLASSES, devices)
 
 
 def assignments(text: str) -> dict[str, str]:
@@ -367,9 +379,7 @@ def nft_tables(module: AnsibleModule) -> list[str]:
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "names": {"type": "list", "elements": "str",
-                      "default": ["NODE_RANK", "RANK", "LOCAL_RANK", "GROUP_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE",
-                                  "MASTER_ADDR", "MASTER_PORT"]},
+            "names": {"type": "list", "elements": "str", "default": list(RANK_VARIABLES)},
             "path": {"type": "str", "default": ""},
             "user": {"type": "str", "default": ""},
             "marker": {"type": "str", "default": "onprem.torchrun jobs"},
@@ -393,6 +403,7 @@ def main() -> None:
         changed=False,
         listeners=listeners(),
         gpus=gpu_count(),
+        nvswitches=pci_count(NVSWITCH_CLASSES),
         preset=preset(module.params["names"], manager, etc_environment),
         path_exists=not path or os.path.isfile(path),
         account=account(module.params["user"], module.params["marker"]),

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable
 
 from ansible.module_utils.common.validation import check_type_bool, check_type_int
 from ansible.template import trust_as_template
+from ansible_collections.onprem.torchrun.plugins.module_utils import contract
 from ansible_collections.onprem.torchrun.plugins.module_utils import ports as port_model
 
 # ---- facts of the collection that the rules need (and the roles share) ---------------------------
@@ -531,9 +532,7 @@ def _lightning(c: Cluster, counts: dict[str, int]) -> list[Problem]:
 
 
 # ---- rendezvous -----------------------------------------------------------------------------------------
-# What torchrun sets for every worker: nothing may pre-set them (a stale NODE_RANK or MASTER_* hangs the
-# job). The unit and the health check unset them (filter torchrun_command); preflight refuses them.
-RANK_VARIABLES = ("NODE_RANK", "RANK", "LOCAL_RANK", "GROUP_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+RANK_VARIABLES = contract.RANK_VARIABLES
 
 
 def rendezvous(c: Cluster) -> list[Problem]:

@@ -371,8 +371,8 @@ def test_a_drifted_node_is_named_and_nothing_launches(cluster):
     # A second Lightning wheel in the wheelhouse (fetched through this machine's pip configuration).
     subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
                     "lightning==2.6.5", "--dest", str(sandbox.CACHE / "wheels")], check=True, timeout=300)
-    pip = ("/opt/torchrun/venv/bin/pip install --quiet --no-deps --no-index --trusted-host 198.18.0.1 --find-links http://198.18.0.1:3142/wheels/ "
-           "lightning==%s")
+    pip = ("/opt/torchrun/venv/bin/pip install --quiet --no-deps --no-index --trusted-host %s --find-links %s "
+           "lightning==%%s" % (sandbox.HOST_ADDR, sandbox.WHEEL_URL))
     assert on("node2", pip % "2.6.5").returncode == 0
     before = prop("node1", "InvocationID")
     try:

@@ -32,7 +32,8 @@ def leftovers():
         "mounts": mounts,
         "links": [l for l in links.splitlines() if sandbox.BRIDGE in l or " vb-" in l],
         # A reaped-later zombie holds no mount, link or namespace: only live processes count.
-        "processes": [p for p in procs if ("systemd-nspawn" in p or "pkgproxy.py" in p) and "<defunct>" not in p],
+        "processes": [p for p in procs if any(needle in p for needle in ["systemd-nspawn"] + [s[1] for s in sandbox.SERVICES.values()])
+                      and "<defunct>" not in p],
         "node dirs": sandbox.existing_nodes(),
         "inventory": [str(sandbox.DEFAULT_INVENTORY)] if sandbox.DEFAULT_INVENTORY.exists() else [],
         "cgroups": [str(g) for name in ("node1", "node2", "outsider") for g in sandbox.cgroup_dirs(name) if g.exists()],
@@ -57,7 +58,7 @@ def test_up_boots_node_and_outsider(one_node):
     assert "started node1, outsider" in one_node
     status = subprocess.run(TOOL + ["status"], capture_output=True, text=True)
     assert status.returncode == 0, status.stdout
-    assert [l.split()[0] for l in status.stdout.splitlines()] == ["node1", "outsider", "pkgproxy"]
+    assert [l.split()[0] for l in status.stdout.splitlines()] == ["node1", "outsider", "apt-cacher-ng", "wheelhouse"]
     inventory = sandbox.DEFAULT_INVENTORY.read_text()
     assert "node1:\n          ansible_host: 198.18.0.11" in inventory
     assert "outsider:\n          ansible_host: 198.18.0.250" in inventory

@@ -28,6 +28,7 @@ spec.loader.exec_module(catalogue)
 HOSTS = {"node1": "198.18.0.11", "node2": "198.18.0.12"}
 GROUP_VARS = yaml.safe_load((ROOT / "inventories" / "sandbox" / "group_vars" / "all.yml").read_text())
 GROUP_VARS["sandbox_package_host"] = "198.18.0.1:3142"
+GROUP_VARS["sandbox_wheelhouse_url"] = "http://198.18.0.1:3143/"
 # What node_probe reads on a fresh sandbox node.
 HEALTHY_NODE = {
     "listeners": [{"port": 22, "address": "0.0.0.0", "process": "sshd", "pid": 100, "unit": "ssh.service"}],

@@ -51,7 +51,7 @@ def render(tmp_path, facts, vars_file, **extra):
     out.mkdir()
     playbook = tmp_path / "render.yml"
     playbook.write_text(PLAY.format(role=ROLE, facts=json.dumps(facts), vars_file=vars_file, out=out))
-    extra = dict({"nvidia_cuda_repo_url": MIRROR, "__nvidia_nvswitches": {"stdout": "0"}}, **extra)
+    extra = dict({"nvidia_cuda_repo_url": MIRROR, "__nvidia_node": {"nvswitches": 0}}, **extra)
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), "-e", json.dumps(extra)],
                           cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=120)
@@ -77,7 +77,7 @@ def test_ubuntu_arm_uses_the_sbsa_tree_and_server_packages(tmp_path):
 
 
 def test_fabric_manager_follows_the_nvswitches_found(tmp_path):
-    _, packages = render(tmp_path, DEBIAN, "Debian.yml", __nvidia_nvswitches={"stdout": "6"}, nvidia_persistenced=False)
+    _, packages = render(tmp_path, DEBIAN, "Debian.yml", __nvidia_node={"nvswitches": 6}, nvidia_persistenced=False)
     assert packages == ["linux-headers-6.1.0-18-amd64", "cuda-drivers-550", "nvidia-fabricmanager-550"]
 
 

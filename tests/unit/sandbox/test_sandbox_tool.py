@@ -37,7 +37,18 @@ def test_deb822_sources_keep_debian_archives_only(tmp_path):
         {"uris": ["http://mirror.example/debian-security"], "suites": ["bookworm-security"], "components": ["main"]},
     ]
     assert sandbox.archive_mirror(sources) == "http://mirror.example/debian"
-    assert sandbox.source_hosts(sources) == ["mirror.example"]
+    # The APT proxy serves exactly these archives, on the bridge, with no tunnel.
+    conf = sandbox.acng_config(sources)
+    assert [line for line in conf.splitlines() if line.startswith("Remap-")] == [
+        "Remap-source0: mirror.example/debian ; http://mirror.example/debian",
+        "Remap-source1: mirror.example/debian-security ; http://mirror.example/debian-security"]
+    assert "BindAddress: 198.18.0.1\n" in conf and "ForceManaged: 1\n" in conf and "PassThroughPattern: ^$\n" in conf
+
+
+def test_an_https_source_is_asked_for_over_http_and_fetched_over_https():
+    sources = [{"uris": ["https://secure.example/debian/"], "suites": ["bookworm"], "components": ["main"]}]
+    assert "URIs: http://secure.example/debian/\n" in sandbox.render_sources(sources)
+    assert "Remap-source0: secure.example/debian ; https://secure.example/debian\n" in sandbox.acng_config(sources)
 
 
 def test_one_line_sources_and_a_newer_host_map_to_bookworm(tmp_path):

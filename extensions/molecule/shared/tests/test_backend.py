@@ -33,7 +33,7 @@ def test_rules_went_into_the_active_manager(host):
     # the job's ports from non-peers (and, in its output chain, local users other than the job's).
     own = " ".join(host.run("nft list table inet torchrun").stdout.split())
     assert "type filter hook input priority filter; policy accept;" in own, own
-    assert "tcp dport 29500 ip saddr != @nodes_train drop" in own and "tcp dport 52000-53999 ip saddr != @job_peers drop" in own, own
+    assert "tcp dport 29500 ip saddr != @nodes_train drop" in own and "tcp dport 52000-53999 ip saddr != @all_peers drop" in own, own
     uid = host.run("id -u torchrun-train").stdout.strip()
     assert "tcp dport 29500 meta skuid != %s reject with tcp reset" % uid in own, own
     if BACKEND == "firewalld":
@@ -130,6 +130,18 @@ def job_rules(host, job):
     if BACKEND == "firewalld":
         return sorted(r for r in host.run("firewall-cmd --list-rich-rules").stdout.splitlines() if 'ipset="torchrun-%s"' % job in r)
     return sorted(" ".join(line.split()) for line in host.run("ufw status").stdout.splitlines() if line.endswith("# torchrun job %s" % job))
+
+
+def test_a_port_the_job_no_longer_uses_loses_its_rules():
+    # The job moves its master port and back: each run removes the rules of the port it left
+    # (firewalld: the rich rule of the job's ipset; ufw: the rule of each peer) and adds the new one.
+    master = node("node1")
+    for port, gone in ((29600, "29500"), (29500, "29600")):
+        proc = setup("--tags", "firewall", "-e", "torchrun_master_port=%d" % port)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+        found = job_rules(master, "train")
+        assert [rule for rule in found if str(port) in rule] and not [rule for rule in found if gone in rule], found
+        assert len([rule for rule in found if "52000" in rule]) == (1 if BACKEND == "firewalld" else 2), found
 
 
 @pytest.mark.skipif(BACKEND != "ufw", reason="ufw only: its rules carry the job in a comment and share a rule per address and "

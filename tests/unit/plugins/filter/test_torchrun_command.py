@@ -39,7 +39,7 @@ def test_the_workers_environment_names_the_interface_exactly_and_unsets_the_rank
 @pytest.mark.parametrize(("change", "message"), [
     ({"interface": ""}, "missing interface"),
     ({"node_rank": None}, "missing node_rank"),
-    ({"backend": "etcd"}, "backend 'etcd' is neither static nor c10d"),
+    ({"backend": "etcd"}, "backend 'etcd' is neither static, c10d nor standalone"),
 ])
 def test_incomplete_or_unknown_settings_are_refused(change, message):
     with pytest.raises(AnsibleFilterError, match=message):
@@ -48,3 +48,13 @@ def test_incomplete_or_unknown_settings_are_refused(change, message):
 
 def test_registered():
     assert FilterModule().filters()["torchrun_command"] is torchrun_command
+
+
+def test_standalone_runs_one_host_with_the_jobs_environment():
+    # gpu_check.yml: NCCL on every GPU of one host, with the job's interface variables when given.
+    one = torchrun_command({"venv": "/opt/torchrun/venv/", "nproc_per_node": "8", "backend": "standalone", "interface": "ib0"})
+    assert one["argv"] == ["/opt/torchrun/venv/bin/torchrun", "--nproc-per-node=8", "--standalone", "--max-restarts=0"]
+    assert "NCCL_SOCKET_IFNAME==ib0" in one["assignments"] and "GLOO_SOCKET_IFNAME=ib0" in one["assignments"]
+    assert "MASTER_ADDR" in one["unset"]
+    bare = torchrun_command({"venv": "/v", "nproc_per_node": "gpu", "backend": "standalone"})
+    assert bare["env"] == {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}

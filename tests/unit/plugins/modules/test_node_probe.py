@@ -46,6 +46,7 @@ def test_gpu_count_counts_display_and_3d_controllers_of_nvidia(tmp_path):
         (tmp_path / name / "class").write_text(cls + "\n")
     assert node_probe.gpu_count(str(tmp_path)) == 2
     assert node_probe.gpu_count(str(tmp_path / "absent")) == 0
+    assert node_probe.pci_count(node_probe.NVSWITCH_CLASSES, str(tmp_path)) == 1
 
 
 def test_preset_names_where_each_variable_comes_from():

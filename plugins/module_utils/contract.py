@@ -1,0 +1,10 @@
+# Copyright: onprem.torchrun developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Facts of the torchrun contract that modules, filters and the validator share."""
+
+from __future__ import annotations
+
+# What torchrun sets for every worker: nothing may pre-set them (a stale NODE_RANK or MASTER_* hangs
+# the job). The unit and the health check unset them (filter torchrun_command), node_probe looks
+# for them on the node and preflight refuses them there and in torchrun_env.
+RANK_VARIABLES = ("NODE_RANK", "RANK", "LOCAL_RANK", "GROUP_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
