@@ -128,11 +128,12 @@ os_release:
   type: str
   sample: Debian GNU/Linux 12 (bookworm)
 jobs:
-  description: The torchrun jobs installed on the node, from /etc/torchrun/<job>.env (user is null for jobs set up by versions before per-job users).
+  description: The torchrun jobs installed on the node, from /etc/torchrun/<job>.env (user is null for jobs set up by versions before per-job users; gpus is null for a job that uses every GPU).
   returned: always
   type: list
   elements: dict
-  sample: [{"job": "train", "master_port": 29500, "collective_port_range": [52000, 53999], "user": "torchrun-train"}]
+  sample: [{"job": "train", "master_port": 29500, "collective_port_range": [52000, 53999], "user": "torchrun-train",
+            "accelerator": "cuda", "gpus": ["0", "1"]}]
 """
 
 import glob
@@ -327,7 +328,9 @@ def installed_jobs(folder: str = "/etc/torchrun") -> list[dict]:
         if "." in job:  # <job>.secret.env, <job>.run.env
             continue
         values = assignments(read(path))
-        jobs.append(dict(job=job, user=values.get("TORCHRUN_USER") or None, **ports.from_env(values)))
+        gpus = values.get("CUDA_VISIBLE_DEVICES")
+        jobs.append(dict(job=job, user=values.get("TORCHRUN_USER") or None, accelerator=values.get("TORCHRUN_ACCELERATOR") or None,
+                         gpus=[g for g in gpus.split(",") if g] if gpus is not None else None, **ports.from_env(values)))
     return jobs
 
 

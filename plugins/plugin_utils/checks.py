@@ -50,7 +50,7 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 HIDDEN_FOLDERS = ("/root", "/home", "/tmp", "/var/tmp", "/run/user")
 BACKENDS = ("auto", "nftables", "firewalld", "ufw", "none")
 # Settings every node of the group must share; anything else may differ per host.
-PER_HOST = {"torchrun_address", "torchrun_nproc_per_node"}
+PER_HOST = {"torchrun_address", "torchrun_nproc_per_node", "torchrun_gpus"}
 CLUSTER_WIDE_PREFIXES = ("torchrun_", "launcher_", "healthcheck_", "connectivity_")
 CLUSTER_WIDE = {"pytorch_torch_version", "pytorch_lightning_version", "pytorch_requirements", "pytorch_tools",
                 "firewall_peers"}
@@ -489,13 +489,17 @@ def processes(c: Cluster) -> list[Problem]:
             continue
         facts = c.node_facts(host)
         gpus = None if facts is None else int(facts.get("gpus", 0))
+        chosen, gpu_problems = _gpu_set(c, host, cuda, text, gpus)
+        found += gpu_problems
         if cuda and gpus is not None and c.get(host, "nvidia_require_gpus", True):
             if gpus == 0:
                 found.append(problem(host, "torchrun_accelerator", "torchrun_accelerator=cuda but the node has no NVIDIA GPU on its PCI bus; "
                                                                    "use torchrun_accelerator=cpu, or nvidia_require_gpus=false to install the stack anyway"))
-            elif text != "gpu" and int(text) > gpus:
+            elif text != "gpu" and int(text) > gpus and not chosen:
                 found.append(problem(host, "torchrun_nproc_per_node", "torchrun_nproc_per_node=%s but the node has %d NVIDIA GPU(s); give at "
                                                                       "most %d, or gpu for one process per GPU" % (text, gpus, gpus)))
+        if chosen:  # the job's GPU set, which gpu counts
+            gpus = len(chosen)
         counts[host] = int(text) if text != "gpu" else (gpus if gpus else None)
     known = {h: n for h, n in counts.items() if n is not None}
     if len(known) == len(c.hosts) and len(set(known.values())) > 1 and not c.cluster("torchrun_heterogeneous"):
@@ -506,6 +510,63 @@ def processes(c: Cluster) -> list[Problem]:
                                                                       "make them equal, or set torchrun_heterogeneous=true if the nodes "
                                                                       "really differ" % (known[host], c.master, first)))
     found += _lightning(c, known)
+    return found
+
+
+GPU_INDEX = re.compile(r"^[0-9]{1,3}$")
+GPU_UUID = re.compile(r"^(GPU|MIG)-[0-9a-fA-F][0-9a-fA-F/-]{3,}$")
+
+
+def _gpu_set(c: Cluster, host: str, cuda: bool, nproc: str, gpus: int | None) -> tuple[list[str], list[Problem]]:
+    """torchrun_gpus of one node (CUDA_VISIBLE_DEVICES): its syntax, against the processes, the node's GPUs and other jobs."""
+    chosen = [str(g).strip() for g in (c.get(host, "torchrun_gpus") or [])]
+    if not chosen:
+        return [], _gpu_overlap(c, host, cuda, None)
+    var = "torchrun_gpus"
+    if not cuda:
+        return [], [problem(host, var, "torchrun_gpus is set, but torchrun_accelerator is not cuda; remove it")]
+    bad = [g for g in chosen if not (GPU_INDEX.match(g) or GPU_UUID.match(g))]
+    if bad:
+        return [], [problem(host, var, "torchrun_gpus holds %s: each entry must be a GPU index (0, 1, ...) or a GPU or MIG UUID "
+                                       "(GPU-..., MIG-..., as nvidia-smi -L prints them)" % ", ".join(shown(g) for g in bad))]
+    if len(set(chosen)) != len(chosen):
+        return [], [problem(host, var, "torchrun_gpus=%s names a GPU twice" % ",".join(chosen))]
+    if len({bool(GPU_INDEX.match(g)) for g in chosen}) > 1:
+        return [], [problem(host, var, "torchrun_gpus=%s mixes indices and UUIDs; use one kind" % ",".join(chosen))]
+    found = []
+    if nproc != "gpu" and int(nproc) > len(chosen):
+        found.append(problem(host, "torchrun_nproc_per_node", "torchrun_nproc_per_node=%s but torchrun_gpus gives the job %d GPU(s); give at "
+                                                              "most %d processes, or gpu for one per GPU of the set" % (nproc, len(chosen), len(chosen))))
+    if gpus is not None:
+        if len(chosen) > gpus:
+            found.append(problem(host, var, "torchrun_gpus names %d GPU(s), but the node has %d" % (len(chosen), gpus)))
+        else:
+            beyond = [g for g in chosen if GPU_INDEX.match(g) and int(g) >= gpus]
+            if beyond:
+                found.append(problem(host, var, "torchrun_gpus holds %s, but the node's GPUs are 0 to %d" % (", ".join(beyond), gpus - 1)))
+    return chosen, found + _gpu_overlap(c, host, cuda, chosen)
+
+
+def _gpu_overlap(c: Cluster, host: str, cuda: bool, chosen: list[str] | None) -> list[Problem]:
+    """Two CUDA jobs on a node must not share a GPU; a job without torchrun_gpus uses every GPU."""
+    facts = c.node_facts(host)
+    if not cuda or facts is None:
+        return []
+    job = c.cluster("torchrun_job")
+    found = []
+    for other in facts.get("jobs", []):
+        if other.get("job") == job or other.get("accelerator") not in (None, "cuda"):
+            continue
+        theirs = other.get("gpus")
+        if chosen is None or theirs is None:
+            shared = "every GPU" if chosen is None and theirs is None else "the node's GPUs"
+        else:
+            common = sorted(set(chosen) & set(theirs))
+            if not common:
+                continue
+            shared = "GPU(s) %s" % ", ".join(common)
+        found.append(problem(host, "torchrun_gpus", "job %s on this node already uses %s (its torchrun_gpus: %s); give each job its own "
+                                                    "GPUs with torchrun_gpus on this node" % (other["job"], shared, ",".join(theirs) if theirs else "all")))
     return found
 
 
@@ -773,13 +834,14 @@ def script_found(script: str, roles_dir: Any, playbook_dir: Any) -> bool:
 def whole_group(c: Cluster, play_hosts: Iterable[str]) -> list[Problem]:
     """A launch or health check runs on every node of the group at once: a play narrowed with --limit
     would start part of the job, whose nodes then wait their whole join timeout for the rest."""
-    missing = [host for host in c.hosts if host not in set(play_hosts)]
+    playing = set(play_hosts)
+    missing = [host for host in c.hosts if host not in playing]
     if not c.hosts or not missing:
         return []
-    return [Problem(c.master, "--limit", "%s: this play leaves out %s of group %s (--limit or a narrower host pattern); a job and its "
+    return [problem(c.master, "--limit", "this play leaves out %s of group %s (--limit or a narrower host pattern); a job and its "
                                          "health check run on every node of the group at once, and the others would wait their whole "
                                          "join timeout: run without --limit, or take %s out of group %s"
-                    % (c.master, ", ".join(missing), c.group, "it" if len(missing) == 1 else "them", c.group))]
+                    % (", ".join(missing), c.group, "it" if len(missing) == 1 else "them", c.group))]
 
 
 AREAS: tuple[Callable[[Cluster], list[Problem]], ...] = (

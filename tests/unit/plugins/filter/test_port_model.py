@@ -41,7 +41,8 @@ def test_what_the_env_file_says_is_read_back_by_the_node_probe(tmp_path):
     (tmp_path / "eval.env").write_text("\n".join(model["env"] + ["TORCHRUN_USER=torchrun-eval"]) + "\n")
     (tmp_path / "eval.secret.env").write_text("TOKEN=x\n")
     assert node_probe.installed_jobs(str(tmp_path)) == [
-        {"job": "eval", "user": "torchrun-eval", "master_port": 29700, "collective_port_range": [52000, 53999]}]
+        {"job": "eval", "user": "torchrun-eval", "accelerator": None, "gpus": None, "master_port": 29700,
+         "collective_port_range": [52000, 53999]}]
 
 
 def test_a_missing_or_broken_setting_is_a_filter_error_naming_the_variables():

@@ -65,13 +65,15 @@ def test_declared_tables_reads_ruleset_files_and_nft_output():
 
 
 def test_installed_jobs_reads_each_job_env_file_and_skips_the_others(tmp_path):
-    (tmp_path / "train.env").write_text("TORCHRUN_MASTER_PORT=29500\nTORCHRUN_COLLECTIVE_PORT_RANGE=52000-53999\nTORCHRUN_USER=torchrun-train\n")
+    (tmp_path / "train.env").write_text("TORCHRUN_MASTER_PORT=29500\nTORCHRUN_COLLECTIVE_PORT_RANGE=52000-53999\nTORCHRUN_USER=torchrun-train\n"
+                                        "TORCHRUN_ACCELERATOR=cuda\nCUDA_VISIBLE_DEVICES=0,3\n")
     (tmp_path / "eval.env").write_text("TORCHRUN_MASTER_PORT=29600\n")
     (tmp_path / "train.secret.env").write_text("TORCHRUN_MASTER_PORT=1\n")
     (tmp_path / "train.run.env").write_text("TORCHRUN_RDZV_ID=x\n")
     assert node_probe.installed_jobs(str(tmp_path)) == [
-        {"job": "eval", "master_port": 29600, "collective_port_range": None, "user": None},
-        {"job": "train", "master_port": 29500, "collective_port_range": [52000, 53999], "user": "torchrun-train"},
+        {"job": "eval", "master_port": 29600, "collective_port_range": None, "user": None, "accelerator": None, "gpus": None},
+        {"job": "train", "master_port": 29500, "collective_port_range": [52000, 53999], "user": "torchrun-train",
+         "accelerator": "cuda", "gpus": ["0", "3"]},
     ]
 
 
