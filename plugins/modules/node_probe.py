@@ -38,6 +38,11 @@ options:
     description: A file whose existence to report in RV(path_exists). Empty reports C(true).
     type: str
     default: ""
+  folders:
+    description: Folders to report in RV(folders) - whether each exists, and whether O(user) may read and write it.
+    type: list
+    elements: str
+    default: []
   user:
     description: An account to read in RV(account). Empty reads none.
     type: str
@@ -84,6 +89,12 @@ preset:
   type: list
   elements: dict
   sample: [{"name": "NODE_RANK", "value": "0", "where": "the systemd manager environment"}]
+folders:
+  description: For each of O(folders) - C(exists) (a folder), C(readable) and C(writable) by O(user) from the mode bits,
+    owner and groups (null while the user does not exist), C(owner) and C(mode).
+  returned: always
+  type: dict
+  sample: {"/srv/data": {"exists": true, "readable": true, "writable": false, "owner": "root", "mode": "0755"}}
 path_exists:
   description: Whether O(path) is a file on the node.
   returned: always
@@ -294,6 +305,51 @@ def account(name: str, marker: str) -> dict:
     return found
 
 
+def folder_access(path: str, user: str) -> dict:
+    """Whether ``path`` is a folder, and whether ``user`` may read (r-x) and write (-wx) it, from its mode bits.
+
+    Root's view of a path the job's user cannot traverse counts as not readable; ACLs are not read.
+    """
+    found = {"exists": os.path.isdir(path), "readable": None, "writable": None, "owner": None, "mode": None}
+    if not found["exists"]:
+        return found
+    info = os.stat(path)
+    try:
+        found["owner"] = pwd.getpwuid(info.st_uid).pw_name
+    except KeyError:
+        found["owner"] = str(info.st_uid)
+    found["mode"] = "%04o" % (info.st_mode & 0o7777)
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return found
+    groups = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+
+    def allowed(stat, bits: int) -> bool:
+        if entry.pw_uid == 0:
+            return True
+        if stat.st_uid == entry.pw_uid:
+            shift = 6
+        elif stat.st_gid in groups:
+            shift = 3
+        else:
+            shift = 0
+        return (stat.st_mode >> shift) & bits == bits
+
+    # Every folder above must let the user pass (x), the folder itself read (r-x) or write (-wx).
+    passable = all(allowed(os.stat(parent), 0o1) for parent in _parents(path))
+    found["readable"] = passable and allowed(info, 0o5)
+    found["writable"] = passable and allowed(info, 0o3)
+    return found
+
+
+def _parents(path: str) -> list[str]:
+    parts, found = os.path.abspath(path).split("/")[1:-1], []
+    for index in range(len(parts) + 1):
+        found.append("/" + "/".join(parts[:index]))
+    return found
+
+
 TABLE = re.compile(r"^\s*table\s+(ip|ip6|inet|arp|bridge|netdev)\s+([A-Za-z0-9_.-]+)", re.M)
 
 
@@ -384,6 +440,7 @@ def main() -> None:
         argument_spec={
             "names": {"type": "list", "elements": "str", "default": list(RANK_VARIABLES)},
             "path": {"type": "str", "default": ""},
+            "folders": {"type": "list", "elements": "str", "default": []},
             "user": {"type": "str", "default": ""},
             "marker": {"type": "str", "default": "onprem.torchrun jobs"},
             "interface": {"type": "str", "default": ""},
@@ -409,6 +466,7 @@ def main() -> None:
         nvswitches=pci_count(NVSWITCH_CLASSES),
         preset=preset(module.params["names"], manager, etc_environment),
         path_exists=not path or os.path.isfile(path),
+        folders={folder: folder_access(folder, module.params["user"]) for folder in module.params["folders"]},
         account=account(module.params["user"], module.params["marker"]),
         firewall_active=active,
         firewall_site=firewall_site(module, active, module.params["interface"]),

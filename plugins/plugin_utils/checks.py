@@ -844,8 +844,59 @@ def whole_group(c: Cluster, play_hosts: Iterable[str]) -> list[Problem]:
                     % (", ".join(missing), c.group, "it" if len(missing) == 1 else "them", c.group))]
 
 
+# ---- folders the job reads or writes ---------------------------------------------------------------
+# Where the unit cannot give a job a folder: the system itself, and what its hardening hides
+# (ProtectHome, PrivateTmp) or keeps for others (other jobs' folders, the venv).
+SYSTEM_FOLDERS = ("/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/dev", "/proc", "/sys",
+                  "/run", "/var/lib", "/var/cache", "/var/log", "/var/spool", "/var/tmp", "/tmp", "/home", "/root", "/efi")
+FOLDER_VARS = ("torchrun_read_paths", "torchrun_write_paths")
+
+
+def declared_paths(c: Cluster) -> list[Problem]:
+    """torchrun_read_paths and torchrun_write_paths: absolute data folders, not the system's; on every node, usable by the job."""
+    host = c.master
+    found = []
+    lists = {var: [str(p) for p in (c.cluster(var) or [])] for var in FOLDER_VARS}
+    hidden = [c.cluster("torchrun_state_dir"), c.cluster("torchrun_venv")]
+    for var, paths in lists.items():
+        for path in paths:
+            bad = _absolute_path(host, var, path)
+            if bad:
+                found += [problem(host, var, "%s holds %s: each must be an absolute path without spaces, '..' or control characters, "
+                                             "and not /" % (var, shown(path)))]
+                continue
+            clean = path.rstrip("/")
+            under = [f for f in SYSTEM_FOLDERS + tuple(h.rstrip("/") for h in hidden if h) if clean == f or clean.startswith(f + "/")]
+            if under or clean in ("/var", "/opt", "/srv", "/mnt", "/media"):
+                found.append(problem(host, var, "%s holds %s, %s; give the job its own data folder (such as /srv/<name> or a "
+                                                "mount point)" % (var, path, "inside %s, which the job's unit keeps from it or from "
+                                                                  "change" % under[0] if under else "a top-level system folder")))
+    both = sorted(set(p.rstrip("/") for p in lists["torchrun_read_paths"]) & set(p.rstrip("/") for p in lists["torchrun_write_paths"]))
+    if both:
+        found.append(problem(host, "torchrun_read_paths", "%s is in both torchrun_read_paths and torchrun_write_paths; keep it in one" % ", ".join(both)))
+    if found or c.facts is None:
+        return found
+    user = c.cluster("torchrun_user")
+    for node in c.hosts:
+        folders = (c.node_facts(node) or {}).get("folders") or {}
+        for var, paths in lists.items():
+            need = "writable" if var == "torchrun_write_paths" else "readable"
+            for path in paths:
+                seen = folders.get(path)
+                if seen is None:
+                    continue
+                if not seen.get("exists"):
+                    found.append(problem(node, var, "%s holds %s, which is not a folder on this node; create or mount it on every node"
+                                         % (var, path)))
+                elif seen.get(need) is False:
+                    found.append(problem(node, var, "%s holds %s, which %s cannot %s (owner %s, mode %s); give the job's user access "
+                                                    "(chown, chgrp or chmod)" % (var, path, user, "write" if need == "writable" else "read",
+                                                                                 seen.get("owner"), seen.get("mode"))))
+    return found
+
+
 AREAS: tuple[Callable[[Cluster], list[Problem]], ...] = (
-    names_and_paths, consistency, ports, addresses, processes, rendezvous, accounts, firewall, stack_sources,
+    names_and_paths, consistency, ports, addresses, processes, rendezvous, accounts, firewall, stack_sources, declared_paths,
 )
 
 

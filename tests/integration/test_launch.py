@@ -291,6 +291,28 @@ def test_c10d_worker_killed_the_job_reforms_and_resumes(cluster):
         install()
 
 
+def test_a_users_script_writes_its_home_caches_and_given_folders_and_nothing_else(cluster):
+    # Training code writes ~/.cache (torch.compile, Hugging Face, wandb) and an output folder; the unit
+    # gives it its own home and the folders in torchrun_write_paths, and keeps the rest read-only.
+    script = os.path.join(os.path.dirname(__file__), "files", "writes_where_users_do.py")
+    for node in ("node1", "node2"):
+        on(node, "install -d -o torchrun-train -g torchrun-train -m 0750 /srv/outputs")
+    job = {"torchrun_script": script, "torchrun_script_args": [], "torchrun_write_paths": ["/srv/outputs"], "job_wait": True}
+    try:
+        install(job)
+        ok(playbook("launch", job))
+        lines = [line for node in ("node1", "node2") for line in current_log(node).splitlines() if " home=" in line]
+        assert len(lines) == 4, lines
+        for line in lines:
+            assert "home=/var/lib/torchrun/train " in line, line
+            assert "home-cache=ok xdg-cache=ok outputs=ok system=refused (Read-only file system)" in line, line
+        assert on("node2", "ls /srv/outputs").stdout.split() == ["rank2.txt", "rank3.txt"]
+    finally:
+        install()
+        for node in ("node1", "node2"):
+            on(node, "rm -rf /srv/outputs")
+
+
 def test_a_second_job_gets_its_own_unit_and_ports(cluster):
     second = {"torchrun_job": "eval", "torchrun_master_port": 29600,
               "torchrun_script_args": ["--epochs", "2"], "torchrun_secret_env": {}}

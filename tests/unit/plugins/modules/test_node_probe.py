@@ -1,8 +1,12 @@
 """node_probe's readers: /proc/net/tcp, socket owners, PCI GPUs, preset variables."""
 
 import os
+import shutil
 import socket
+import tempfile
+from pathlib import Path
 
+import pytest
 from ansible_collections.onprem.torchrun.plugins.modules import node_probe
 
 TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
@@ -99,3 +103,29 @@ def test_platform_names_the_package_manager_and_the_release(tmp_path):
     assert node_probe.platform(str(tmp_path))["package_manager"] == "dnf"
     (tmp_path / "usr" / "bin" / "apt-get").write_text("")
     assert node_probe.platform(str(tmp_path))["package_manager"] == "apt"
+
+
+@pytest.fixture()
+def passable_tmp():
+    """A folder every user may pass through (pytest's own tmp_path sits below a 0700 folder)."""
+    path = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    yield path
+    shutil.rmtree(path)
+
+
+def test_folder_access_reads_the_mode_bits_for_the_user(passable_tmp):
+    # nobody is neither owner nor in root's group: the "other" bits decide, and every folder above counts.
+    tmp_path = passable_tmp
+    open_dir, closed_dir, locked_parent = tmp_path / "open", tmp_path / "closed", tmp_path / "locked"
+    for folder, mode in ((open_dir, 0o777), (closed_dir, 0o755), (locked_parent, 0o700)):
+        folder.mkdir()
+        folder.chmod(mode)
+    (locked_parent / "inside").mkdir(mode=0o777)
+    tmp_path.chmod(0o755)
+    assert node_probe.folder_access(str(open_dir), "nobody")["writable"] is True
+    closed = node_probe.folder_access(str(closed_dir), "nobody")
+    assert closed["readable"] is True and closed["writable"] is False and closed["mode"] == "0755"
+    assert node_probe.folder_access(str(locked_parent / "inside"), "nobody")["readable"] is False
+    assert node_probe.folder_access(str(tmp_path / "absent"), "nobody")["exists"] is False
+    # A user that does not exist yet (preflight before the first setup): exists, access unknown.
+    assert node_probe.folder_access(str(open_dir), "no-such-user-here")["writable"] is None
