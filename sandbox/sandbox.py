@@ -51,6 +51,9 @@ OUTSIDER_ADDR = PREFIX + ".250"
 PROXY_PORT = 3142  # apt-cacher-ng, the nodes' APT proxy
 WHEEL_PORT = 3143  # python3 -m http.server over the wheelhouse (pip --find-links)
 WHEEL_URL = "http://%s:%d/" % (HOST_ADDR, WHEEL_PORT)
+# Shared storage, as a site's NFS: one host folder bound into every cluster node (not the outsider).
+SHARED_DIR = STATE / "shared"
+SHARED_MOUNT = "/srv/shared"
 MAX_NODES = 32
 SUITE = "bookworm"  # Debian 12
 IMAGE_PACKAGES = (
@@ -553,6 +556,11 @@ def boot_node(name: str) -> subprocess.Popen:
     cmd = ["systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit", "-D", str(root), "-M", name,
            "--network-bridge=" + BRIDGE, "--console=read-only", "--link-journal=no", "--resolv-conf=off",
            "--timezone=off"]
+    if name != "outsider":
+        # World-writable and sticky like /tmp: every job user may make its folder there, whatever its uid.
+        SHARED_DIR.mkdir(parents=True, exist_ok=True)
+        SHARED_DIR.chmod(0o1777)
+        cmd.append("--bind=%s:%s" % (SHARED_DIR, SHARED_MOUNT))
     with open(base / "console.log", "w") as out:
         proc = subprocess.Popen(in_own_cgroups(cgroup_dirs(name), cmd), stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=out, start_new_session=True)
@@ -697,7 +705,7 @@ def cmd_down(args: argparse.Namespace) -> int:
         if run(["ip", "link", "show", BRIDGE], check=False).returncode == 0:
             run(["ip", "link", "del", BRIDGE])
         unmount_all(STATE)
-        for leftover in ("nodes", "known_hosts"):
+        for leftover in ("nodes", "known_hosts", "shared"):
             path = STATE / leftover
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
         Path(args.inventory).unlink(missing_ok=True)

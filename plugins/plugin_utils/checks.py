@@ -865,12 +865,11 @@ def declared_paths(c: Cluster) -> list[Problem]:
                 found += [problem(host, var, "%s holds %s: each must be an absolute path without spaces, '..' or control characters, "
                                              "and not /" % (var, shown(path)))]
                 continue
-            clean = path.rstrip("/")
-            under = [f for f in SYSTEM_FOLDERS + tuple(h.rstrip("/") for h in hidden if h) if clean == f or clean.startswith(f + "/")]
-            if under or clean in ("/var", "/opt", "/srv", "/mnt", "/media"):
+            inside = _system_folder(path, hidden)
+            if inside:
                 found.append(problem(host, var, "%s holds %s, %s; give the job its own data folder (such as /srv/<name> or a "
                                                 "mount point)" % (var, path, "inside %s, which the job's unit keeps from it or from "
-                                                                  "change" % under[0] if under else "a top-level system folder")))
+                                                                  "change" % inside if inside != "top" else "a top-level system folder")))
     both = sorted(set(p.rstrip("/") for p in lists["torchrun_read_paths"]) & set(p.rstrip("/") for p in lists["torchrun_write_paths"]))
     if both:
         found.append(problem(host, "torchrun_read_paths", "%s is in both torchrun_read_paths and torchrun_write_paths; keep it in one" % ", ".join(both)))
@@ -895,8 +894,63 @@ def declared_paths(c: Cluster) -> list[Problem]:
     return found
 
 
+def _system_folder(path: str, hidden: list[str]) -> str | None:
+    """The system folder (or hidden one) ``path`` lies in, "top" for a top-level folder such as /srv, else None."""
+    clean = path.rstrip("/")
+    under = [f for f in SYSTEM_FOLDERS + tuple(h.rstrip("/") for h in hidden if h) if clean == f or clean.startswith(f + "/")]
+    if under:
+        return under[0]
+    return "top" if clean in ("/var", "/opt", "/srv", "/mnt", "/media") else None
+
+
+def shared_storage(c: Cluster) -> list[Problem]:
+    """torchrun_shared_dir: one file system on every node (a token written on the master is seen on each), writable by the job's user."""
+    host = c.master
+    shared = c.cluster("torchrun_shared_dir")
+    var = "torchrun_shared_dir"
+    if not shared:
+        return []
+    bad = _absolute_path(host, var, shared)
+    if bad:
+        return bad
+    inside = _system_folder(shared, [c.cluster("torchrun_state_dir"), c.cluster("torchrun_venv")])
+    if inside:
+        return [problem(host, var, "torchrun_shared_dir=%s is %s; give the mount point of the site's shared storage (such as "
+                                   "/srv/shared or /mnt/nfs)" % (shared, "a top-level system folder" if inside == "top" else "inside " + inside))]
+    if c.facts is None:
+        return []
+    found = []
+    uids = {}
+    for node in c.hosts:
+        facts = c.node_facts(node) or {}
+        seen = (facts.get("folders") or {}).get(shared) or {}
+        if "folders" in facts and not seen.get("exists"):
+            found.append(problem(node, var, "torchrun_shared_dir=%s is not a folder on this node; mount the shared storage there on "
+                                            "every node" % shared))
+            continue
+        if facts.get("shared_token_seen") is False:
+            found.append(problem(node, var, "torchrun_shared_dir=%s is not the same file system as on %s (a token written there on %s "
+                                            "is not seen here): a local folder of that name, or a mount that is missing; mount the "
+                                            "shared storage there" % (shared, c.master, c.master)))
+        elif seen.get("writable") is False:
+            found.append(problem(node, var, "torchrun_shared_dir=%s cannot be written by %s (owner %s, mode %s); let the job's user "
+                                            "write it" % (shared, c.cluster("torchrun_user"), seen.get("owner"), seen.get("mode"))))
+        account = facts.get("account") or {}
+        if account.get("exists") and account.get("uid") is not None:
+            uids[node] = account["uid"]
+    if len(set(uids.values())) > 1:
+        first = uids.get(c.master, next(iter(uids.values())))
+        for node, uid in uids.items():
+            if uid != first:
+                found.append(problem(node, "torchrun_user", "%s has uid %d here and %d on %s; on shared storage the files of one "
+                                                           "are not the other's: give the user the same uid on every node"
+                                     % (c.cluster("torchrun_user"), uid, first, c.master)))
+    return found
+
+
 AREAS: tuple[Callable[[Cluster], list[Problem]], ...] = (
     names_and_paths, consistency, ports, addresses, processes, rendezvous, accounts, firewall, stack_sources, declared_paths,
+    shared_storage,
 )
 
 

@@ -20,8 +20,12 @@ from conftest import run_playbook
 
 UNIT = "torchrun-train.service"
 SECRET = "s3cr3t-token-for-tests"
+# On the sandbox's shared storage (/srv/shared, one host folder in every node), as a site's NFS:
+# checkpoints are saved on global rank 0 and every rank resumes from them.
+SHARED = "/srv/shared"
+CHECKPOINTS = SHARED + "/train/checkpoints"
 SLOW_JOB = {"torchrun_script_args": ["--epochs", "300", "--sleep-per-epoch", "0.5"],
-            "torchrun_secret_env": {"WANDB_API_KEY": SECRET}}
+            "torchrun_secret_env": {"WANDB_API_KEY": SECRET}, "torchrun_shared_dir": SHARED}
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")
 
@@ -139,12 +143,13 @@ def test_stop_saves_a_checkpoint_and_ends_every_unit_quickly(cluster):
     took = time.time() - start
     print("stop.yml on 2 running nodes: %.1f s" % took)
     assert took < 30  # torchrun did not have to SIGKILL the workers after its 30 s grace
-    assert "SIGTERM: saved /var/lib/torchrun/train/checkpoints/last.ckpt" in current_log("node1")
+    assert "SIGTERM: saved %s/last.ckpt" % CHECKPOINTS in current_log("node1")
     for node in ("node1", "node2"):
         assert prop(node, "ActiveState") in ("inactive", "failed")
         assert workers(node) == "0"
-        saved = float(on(node, "stat -c %Y /var/lib/torchrun/train/checkpoints/last.ckpt").stdout)
-        assert saved >= int(start) - 1  # each node's local rank 0 wrote its copy on the way out
+        # Global rank 0 wrote it on the way out, on the shared storage: every node sees that one file.
+        saved = float(on(node, "stat -c %%Y %s/last.ckpt" % CHECKPOINTS).stdout)
+        assert saved >= int(start) - 1
 
 
 def test_launch_with_settings_setup_did_not_install_is_refused(cluster):
@@ -227,8 +232,7 @@ def test_static_peer_killed_the_master_fails_fast(cluster):
 def test_crash_restarts_every_node_and_resumes_from_the_checkpoint(cluster):
     job = {"torchrun_script_args": ["--epochs", "12", "--sleep-per-epoch", "0.5"], "job_wait": False}
     install(job)
-    on("node1", "rm -f /var/lib/torchrun/train/checkpoints/*")
-    on("node2", "rm -f /var/lib/torchrun/train/checkpoints/*")
+    on("node1", "rm -f %s/*" % CHECKPOINTS)
     try:
         ok(playbook("launch", job))
         assert wait_for(lambda: re.search(r"\] epoch 3/12", current_log("node1")), 120) is not None
@@ -262,7 +266,7 @@ def test_c10d_worker_killed_the_job_reforms_and_resumes(cluster):
     assert "--node-rank" not in unit and "--rdzv-id=${TORCHRUN_RDZV_ID}" in unit
     assert "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1" in on("node2", "cat /etc/torchrun/train.env").stdout
     for node in ("node1", "node2"):
-        on(node, "rm -f /var/lib/torchrun/train/checkpoints/*")
+        on(node, "rm -f %s/*" % CHECKPOINTS)
     try:
         ok(playbook("launch", job))
         ids = {on(n, "cat /etc/torchrun/train.run.env").stdout for n in ("node1", "node2")}
@@ -291,26 +295,36 @@ def test_c10d_worker_killed_the_job_reforms_and_resumes(cluster):
         install()
 
 
-def test_a_users_script_writes_its_home_caches_and_given_folders_and_nothing_else(cluster):
-    # Training code writes ~/.cache (torch.compile, Hugging Face, wandb) and an output folder; the unit
-    # gives it its own home and the folders in torchrun_write_paths, and keeps the rest read-only.
-    script = os.path.join(os.path.dirname(__file__), "files", "writes_where_users_do.py")
+def test_a_users_lightning_script_resumes_on_every_rank_and_writes_where_it_may(cluster):
+    # A standard Lightning script: ModelCheckpoint saves on global rank 0 only, ckpt_path="last".
+    # On shared storage every rank resumes from that file when the job is relaunched for more
+    # epochs (on node-local disks node2 would start over and the ranks would hang). It also writes
+    # ~/.cache and an output folder it was given (torchrun_write_paths), and nothing else.
+    script = os.path.join(os.path.dirname(__file__), "files", "lightning_user.py")
     for node in ("node1", "node2"):
         on(node, "install -d -o torchrun-train -g torchrun-train -m 0750 /srv/outputs")
-    job = {"torchrun_script": script, "torchrun_script_args": [], "torchrun_write_paths": ["/srv/outputs"], "job_wait": True}
+    on("node1", "rm -f %s/*" % CHECKPOINTS)
     try:
-        install(job)
-        ok(playbook("launch", job))
-        lines = [line for node in ("node1", "node2") for line in current_log(node).splitlines() if " home=" in line]
-        assert len(lines) == 4, lines
-        for line in lines:
+        for epochs, start in ((2, 0), (4, 2)):
+            job = {"torchrun_script": script, "torchrun_script_args": [str(epochs)], "torchrun_write_paths": ["/srv/outputs"],
+                   "torchrun_env": {"OUTPUTS": "/srv/outputs"}, "job_wait": True}
+            install(job)
+            out = ok(playbook("launch", job))
+            assert "success on every node" in out, out[-3000:]
+            logs = current_log("node1") + current_log("node2")
+            assert sorted(re.findall(r"rank ([0-9]) starts at epoch ([0-9]+)", logs)) == [(str(r), str(start)) for r in range(4)], logs
+            assert sorted(re.findall(r"rank ([0-9]) ended at epoch ([0-9]+)", logs)) == [(str(r), str(epochs)) for r in range(4)], logs
+        wrote = [line for line in logs.splitlines() if " home=" in line]
+        assert len(wrote) == 4, logs
+        for line in wrote:
             assert "home=/var/lib/torchrun/train " in line, line
             assert "home-cache=ok xdg-cache=ok outputs=ok system=refused (Read-only file system)" in line, line
         assert on("node2", "ls /srv/outputs").stdout.split() == ["rank2.txt", "rank3.txt"]
     finally:
-        install()
+        on("node1", "rm -f %s/*" % CHECKPOINTS)
         for node in ("node1", "node2"):
             on(node, "rm -rf /srv/outputs")
+        install()
 
 
 def test_a_second_job_gets_its_own_unit_and_ports(cluster):
@@ -339,9 +353,9 @@ def test_jobs_on_a_node_keep_apart_each_as_its_own_user(cluster):
     # missing account, file or process).
     assert on("node1", "id -u torchrun-eval && id -u torchrun-train").returncode == 0
     assert "TORCHRUN_JOB=train" in as_user("torchrun-train", "cat /proc/%s/environ" % pid).stdout.replace("\0", "\n")
-    assert as_user("torchrun-train", "ls /var/lib/torchrun/train/checkpoints").returncode == 0
+    assert as_user("torchrun-train", "ls %s" % CHECKPOINTS).returncode == 0
     for command in ("cat /proc/%s/environ" % pid, "cat /etc/torchrun/train.env", "cat /etc/torchrun/train.secret.env",
-                    "ls /var/lib/torchrun/train/checkpoints", "touch /var/lib/torchrun/train/checkpoints/last.ckpt"):
+                    "ls /var/lib/torchrun/train", "ls %s" % CHECKPOINTS, "touch %s/last.ckpt" % CHECKPOINTS):
         denied = as_user("torchrun-eval", command)
         assert denied.returncode != 0 and "TORCHRUN_JOB" not in denied.stdout, (command, denied.stdout)
     # The store, over loopback and over the node's own address: train's user only, not eval's, not root.

@@ -2,9 +2,10 @@
 
 Runs under torchrun on CPU (gloo) or GPU (NCCL). It takes the cluster shape from the
 environment torchrun gives every worker (LOCAL_WORLD_SIZE, WORLD_SIZE), so nobody types
-devices/num_nodes twice. Checkpoints go to --checkpoint-dir (default $TORCHRUN_CHECKPOINT_DIR):
-every node's local rank 0 keeps its own last.ckpt, so a restart resumes on local disks as well
-as on shared storage. Rank 0 ends with one line:
+devices/num_nodes twice. Checkpoints go to --checkpoint-dir (default $TORCHRUN_CHECKPOINT_DIR).
+On shared storage (torchrun_shared_dir: $TORCHRUN_SHARED_DIR is set) it checkpoints as Lightning
+does, on global rank 0, and every rank resumes from that file; on node-local disks every node's
+local rank 0 keeps its own last.ckpt, so a restart resumes there too. Rank 0 ends with one line:
 
     final: world_size=4 nodes=2 epochs=3 loss=0.012345 resumed_after_epochs=0
 """
@@ -146,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
            os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")))
 
     torch.manual_seed(0)
+    # Shared storage: Lightning's own checkpointing (global rank 0 writes, every rank reads).
+    strategy = DDPStrategy if os.environ.get("TORCHRUN_SHARED_DIR") else NodeLocalDDP
     last = os.path.join(args.checkpoint_dir, "last.ckpt")
     # save_top_k=1: Lightning writes last.ckpt only in an epoch where it saved a top-k checkpoint.
     callbacks = [ModelCheckpoint(dirpath=args.checkpoint_dir, save_last=True, save_top_k=1), Progress(),
@@ -159,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         accelerator=accelerator,
         devices=local_world,
         num_nodes=nodes,
-        strategy=NodeLocalDDP(process_group_backend="nccl" if accelerator == "gpu" else "gloo",
-                              timeout=timedelta(seconds=args.collective_timeout)),
+        strategy=strategy(process_group_backend="nccl" if accelerator == "gpu" else "gloo",
+                          timeout=timedelta(seconds=args.collective_timeout)),
         max_epochs=args.epochs,
         callbacks=callbacks,
         logger=False,
