@@ -89,7 +89,7 @@ integration: venv deps  ## Sandbox tests on real nodes (root; boots nodes); the 
 molecule: venv deps  ## Molecule scenarios on the sandbox ($(SCENARIOS))
 	for s in $(SCENARIOS); do molecule test -s $$s || exit 1; done
 
-test-slow: venv deps  ## Slow scenarios, not in `make test`: crash and c10d recovery with resume (~5 min), the CUDA toolkit from Debian non-free (~2.5 GB)
+test-slow: venv deps  ## Slow scenarios, not in `make test`: crash and c10d recovery with resume, a power cut, relaunch edge cases (~9 min), the CUDA toolkit from Debian non-free (~2.5 GB)
 	pytest -q -m slow tests/integration
 	molecule test -s cuda_toolkit
 

@@ -161,6 +161,7 @@ def test_launch_with_settings_setup_did_not_install_is_refused(cluster):
     assert {node: prop(node, "InvocationID") for node in ("node1", "node2")} == before
 
 
+@pytest.mark.slow  # 37 s: make test-slow
 def test_a_launch_starts_even_after_the_unit_hit_its_start_limit(cluster):
     # Started and stopped by hand until systemd refuses ("Start request repeated too quickly"):
     # where an operator ends who launches and stops a few times within the start-limit interval
@@ -330,7 +331,8 @@ def test_a_users_lightning_script_resumes_on_every_rank_and_writes_where_it_may(
 def test_a_second_job_gets_its_own_unit_and_ports(cluster):
     second = {"torchrun_job": "eval", "torchrun_master_port": 29600,
               "torchrun_script_args": ["--epochs", "2"], "torchrun_secret_env": {}}
-    ok(playbook("setup", second))
+    # The stack is the cluster's already: the second job needs its user, rules and unit only.
+    ok(playbook("setup", second, "--tags", "firewall,launcher"))
     for node in ("node1", "node2"):
         ruleset = on(node, "nft list table inet torchrun").stdout
         assert re.search(r"ip saddr @nodes_train tcp dport \{ 29500, 52000-53999 \} accept", ruleset), ruleset
@@ -537,6 +539,7 @@ def test_a_launch_that_fails_on_one_node_stops_the_job_everywhere(cluster):
         on("node2", "chmod a+x /opt/torchrun/venv/bin/torchrun")
 
 
+@pytest.mark.slow  # 60 s: make test-slow
 def test_a_relaunch_after_a_settings_change_restarts_with_the_new_settings(cluster):
     launch_and_join()
     before = {node: prop(node, "InvocationID") for node in ("node1", "node2")}
@@ -554,6 +557,7 @@ def test_a_relaunch_after_a_settings_change_restarts_with_the_new_settings(clust
         install()
 
 
+@pytest.mark.slow  # 110 s: make test-slow
 def test_a_node_that_loses_power_mid_job_leaves_its_peer_failed_in_bounded_time(cluster):
     # node2 falls silent mid-step, as when its power is cut: its bridge port goes down, so node1 gets
     # not a packet more (no FIN, no RST). Short timeouts: node1's collective gives up after 15 s
