@@ -139,7 +139,9 @@ os_release:
   type: str
   sample: Debian GNU/Linux 12 (bookworm)
 jobs:
-  description: The torchrun jobs installed on the node, from /etc/torchrun/<job>.env (user is null for jobs set up by versions before per-job users; gpus is null for a job that uses every GPU).
+  description:
+    - The torchrun jobs installed on the node, from /etc/torchrun/<job>.env.
+    - C(user) is null for jobs set up by versions before per-job users; C(gpus) is null for a job that uses every GPU.
   returned: always
   type: list
   elements: dict

@@ -942,9 +942,9 @@ def shared_storage(c: Cluster) -> list[Problem]:
         first = uids.get(c.master, next(iter(uids.values())))
         for node, uid in uids.items():
             if uid != first:
-                found.append(problem(node, "torchrun_user", "%s has uid %d here and %d on %s; on shared storage the files of one "
-                                                           "are not the other's: give the user the same uid on every node"
-                                     % (c.cluster("torchrun_user"), uid, first, c.master)))
+                text = ("%s has uid %d here and %d on %s; on shared storage the files of one are not the other's: give the user "
+                        "the same uid on every node" % (c.cluster("torchrun_user"), uid, first, c.master))
+                found.append(problem(node, "torchrun_user", text))
     return found
 
 
