@@ -30,7 +30,6 @@ from ansible_collections.onprem.torchrun.plugins.filter.torchrun_command import 
 from ansible_collections.onprem.torchrun.plugins.module_utils import ports  # noqa: E402,F401
 
 
-
 def role_vars(role: str, kind: str = "defaults") -> dict:
     """roles/<role>/<kind>/main.yml: the collection's own settings, so the baselines do what the roles do."""
     return yaml.safe_load((ROOT / "roles" / role / kind / "main.yml").read_text())

@@ -43,6 +43,15 @@ options:
     type: list
     elements: str
     default: []
+  project:
+    description: A project folder (the node's copy of torchrun_project_dir) to hash in RV(project_hash). Empty hashes none.
+    type: str
+    default: ""
+  project_excludes:
+    description: Patterns left out of O(project), as the controller leaves them out.
+    type: list
+    elements: str
+    default: []
   user:
     description: An account to read in RV(account). Empty reads none.
     type: str
@@ -95,6 +104,11 @@ folders:
   returned: always
   type: dict
   sample: {"/srv/data": {"exists": true, "readable": true, "writable": false, "owner": "root", "mode": "0755"}}
+project_hash:
+  description: The hash of O(project) (as the filter onprem.torchrun.project_hash computes it on the controller); null when
+    O(project) is empty or not a folder.
+  returned: always
+  type: str
 path_exists:
   description: Whether O(path) is a file on the node.
   returned: always
@@ -156,7 +170,7 @@ import pwd
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.onprem.torchrun.plugins.module_utils import ports
+from ansible_collections.onprem.torchrun.plugins.module_utils import ports, project
 from ansible_collections.onprem.torchrun.plugins.module_utils.contract import RANK_VARIABLES
 
 LISTEN = "0A"
@@ -443,6 +457,8 @@ def main() -> None:
             "names": {"type": "list", "elements": "str", "default": list(RANK_VARIABLES)},
             "path": {"type": "str", "default": ""},
             "folders": {"type": "list", "elements": "str", "default": []},
+            "project": {"type": "str", "default": ""},
+            "project_excludes": {"type": "list", "elements": "str", "default": []},
             "user": {"type": "str", "default": ""},
             "marker": {"type": "str", "default": "onprem.torchrun jobs"},
             "interface": {"type": "str", "default": ""},
@@ -469,6 +485,8 @@ def main() -> None:
         preset=preset(module.params["names"], manager, etc_environment),
         path_exists=not path or os.path.isfile(path),
         folders={folder: folder_access(folder, module.params["user"]) for folder in module.params["folders"]},
+        project_hash=(project.project_hash(module.params["project"], module.params["project_excludes"])
+                      if module.params["project"] and os.path.isdir(module.params["project"]) else None),
         account=account(module.params["user"], module.params["marker"]),
         firewall_active=active,
         firewall_site=firewall_site(module, active, module.params["interface"]),

@@ -260,10 +260,44 @@ def names_and_paths(c: Cluster) -> list[Problem]:
     return found
 
 
+MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _project(c: Cluster) -> list[Problem]:
+    """torchrun_project_dir: a folder on the controller holding torchrun_script, or torchrun_module to run."""
+    host = c.master
+    folder = c.cluster("torchrun_project_dir")
+    module = c.cluster("torchrun_module")
+    found = []
+    if module and not MODULE_NAME.match(module):
+        found.append(problem(host, "torchrun_module", "torchrun_module=%s must be a dotted Python module name, such as trainer.main"
+                                                      % shown(module)))
+    if module and not folder:
+        found.append(problem(host, "torchrun_module", "torchrun_module needs torchrun_project_dir, the project it is a module of"))
+    if not folder:
+        return found
+    found += _absolute_path(host, "torchrun_project_dir", folder)
+    if found:
+        return found
+    if c.cluster("torchrun_script_on_node"):
+        return [problem(host, "torchrun_script_on_node", "torchrun_script_on_node=true and torchrun_project_dir are set; a project's "
+                                                         "script is a path inside the project: set torchrun_script_on_node=false")]
+    if not os.path.isdir(folder):
+        return [Problem("controller", "torchrun_project_dir", "controller: torchrun_project_dir=%s is not a folder on the controller; "
+                                                              "give the project's folder" % folder)]
+    script = c.cluster("torchrun_script") or ""
+    if not module and (script.startswith("/") or "/../" in "/" + script + "/" or not os.path.isfile(os.path.join(folder, script))):
+        found.append(Problem("controller", "torchrun_script", "controller: torchrun_script=%s is not a file inside torchrun_project_dir=%s; "
+                                                              "give its path relative to the project, or torchrun_module" % (script, folder)))
+    return found
+
+
 def _script(c: Cluster) -> list[Problem]:
     host = c.master
     script = c.cluster("torchrun_script")
     on_node = c.cluster("torchrun_script_on_node")
+    if c.cluster("torchrun_project_dir") or c.cluster("torchrun_module"):
+        return _project(c)
     if script is None or on_node is None:
         return []
     if CONTROL.search(script) or not script.strip():

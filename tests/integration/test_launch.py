@@ -328,6 +328,34 @@ def test_a_users_lightning_script_resumes_on_every_rank_and_writes_where_it_may(
         install()
 
 
+def test_a_project_runs_as_a_module_and_a_copy_changed_on_a_node_is_named(cluster):
+    # A user's package (several modules, a config, a data folder left out) copied to every node and
+    # run with python -m; then a file edited on node2 alone is named, and nothing starts.
+    project = os.path.join(os.path.dirname(__file__), "files", "project")
+    job = {"torchrun_project_dir": project, "torchrun_module": "trainer.main", "torchrun_script_args": ["--tag", "t1"], "job_wait": True}
+    copy = "/opt/torchrun/jobs/train/project"
+    try:
+        install(job)
+        assert on("node2", "cd %s && find . -type f | sort" % copy).stdout.split() == [
+            "./configs/train.cfg", "./requirements.txt", "./trainer/__init__.py", "./trainer/main.py", "./trainer/model.py"]
+        assert on("node2", "stat -c '%%U %%a' %s/trainer/main.py" % copy).stdout.split() == ["root", "644"]
+        out = ok(playbook("launch", job))
+        assert "success on every node" in out, out[-3000:]
+        lines = re.findall(r"project ok: rank ([0-9]) of 4, width 12, parameters summed 52, tag t1", current_log("node1") + current_log("node2"))
+        assert sorted(lines) == ["0", "1", "2", "3"], current_log("node1") + current_log("node2")
+        before = {node: prop(node, "InvocationID") for node in ("node1", "node2")}
+        on("node2", "echo '# edited here' >> %s/trainer/model.py" % copy)
+        proc = playbook("launch", job)
+        text = " ".join((proc.stdout + proc.stderr).split())
+        assert proc.returncode != 0
+        assert "node2: its copy of the project (%s) differs from torchrun_project_dir=%s" % (copy, project) in text, text[-3000:]
+        assert "node1: its copy" not in text
+        assert {node: prop(node, "InvocationID") for node in ("node1", "node2")} == before
+    finally:
+        install()
+    assert on("node1", "test -e %s" % copy).returncode != 0  # the job without a project leaves no copy behind
+
+
 def test_a_second_job_gets_its_own_unit_and_ports(cluster):
     second = {"torchrun_job": "eval", "torchrun_master_port": 29600,
               "torchrun_script_args": ["--epochs", "2"], "torchrun_secret_env": {}}
@@ -427,7 +455,6 @@ def test_a_drifted_node_is_named_and_nothing_launches(cluster):
         assert on("node2", pip % "2.6.6").returncode == 0
     report = run_playbook("report")
     assert "stack: the 2 node(s) run the same versions" in " ".join(ok(report).split())
-
 
 
 def test_differing_mtus_are_reported(cluster):

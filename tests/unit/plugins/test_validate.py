@@ -273,3 +273,16 @@ def test_a_play_that_leaves_out_nodes_of_the_group_is_named():
         "on every node of the group at once, and the others would wait their whole join timeout: run without --limit, or take "
         "it out of group trainers"]
     assert "leaves out node1, node2 of group" in checks.whole_group(made, [])[0].message
+
+
+def test_a_projects_script_must_be_a_file_inside_it(tmp_path):
+    (tmp_path / "trainer").mkdir()
+    (tmp_path / "trainer" / "train.py").write_text("")
+    for script, refused in (("trainer/train.py", False), ("train.py", True), ("../outside.py", True), ("/abs/train.py", True)):
+        made, found = cluster({"torchrun_project_dir": str(tmp_path), "torchrun_script": script})
+        messages = [p.message for p in found + checks.validate(made)]
+        assert any("is not a file inside torchrun_project_dir" in m for m in messages) == refused, (script, messages)
+    made, found = cluster({"torchrun_project_dir": str(tmp_path), "torchrun_module": "trainer.train", "torchrun_script": "none.py"})
+    assert found + checks.validate(made) == []  # a module needs no script
+    made, found = cluster({"torchrun_project_dir": str(tmp_path), "torchrun_script_on_node": True})
+    assert any("torchrun_script_on_node=true and torchrun_project_dir" in p.message for p in found + checks.validate(made))
