@@ -199,6 +199,7 @@ def test_master_port_taken_is_refused_before_any_node_starts(cluster):
         on("node1", "systemctl stop squatter")
 
 
+@pytest.mark.slow  # 21 s: make test-slow
 def test_agent_sigkill_leaves_no_orphaned_workers(cluster):
     launch_and_join()
     pid = prop("node1", "MainPID")
@@ -210,6 +211,7 @@ def test_agent_sigkill_leaves_no_orphaned_workers(cluster):
     ok(playbook("stop"))
 
 
+@pytest.mark.slow  # 37 s: make test-slow
 def test_static_peer_killed_the_master_fails_fast(cluster):
     # node2's kernel closes the killed workers' sockets, so node1's gloo collectives fail at once
     # (about 2 s). Once in a fresh-clone run node1 was still running 300 s later: the kill can land
@@ -296,62 +298,58 @@ def test_c10d_worker_killed_the_job_reforms_and_resumes(cluster):
         install()
 
 
-def test_a_users_lightning_script_resumes_on_every_rank_and_writes_where_it_may(cluster):
-    # A standard Lightning script: ModelCheckpoint saves on global rank 0 only, ckpt_path="last".
-    # On shared storage every rank resumes from that file when the job is relaunched for more
-    # epochs (on node-local disks node2 would start over and the ranks would hang). It also writes
-    # ~/.cache and an output folder it was given (torchrun_write_paths), and nothing else.
-    script = os.path.join(os.path.dirname(__file__), "files", "lightning_user.py")
+def log_since(node, since):
+    """The job's journal on a node since a time (a unit that has ended may be unloaded: no InvocationID)."""
+    return on(node, "journalctl -o cat -u %s --since @%s" % (UNIT, since)).stdout
+
+
+def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and_an_edited_copy_is_named(cluster):
+    # A user's package (modules, a config, a data folder left out), run with python -m, with standard
+    # Lightning checkpointing: ModelCheckpoint saves on global rank 0 only, ckpt_path="last". On shared
+    # storage every rank resumes from that file when the job is relaunched for more epochs (on
+    # node-local disks node2 would start over and the ranks would hang). It writes ~/.cache and a
+    # folder it was given (torchrun_write_paths), and nothing else. Then a file edited on node2 alone
+    # is named, and nothing starts.
+    project = os.path.join(os.path.dirname(__file__), "files", "project")
+    copy = "/opt/torchrun/jobs/train/project"
     for node in ("node1", "node2"):
         on(node, "install -d -o torchrun-train -g torchrun-train -m 0750 /srv/outputs")
     on("node1", "rm -f %s/*" % CHECKPOINTS)
     try:
         for epochs, start in ((2, 0), (4, 2)):
-            job = {"torchrun_script": script, "torchrun_script_args": [str(epochs)], "torchrun_write_paths": ["/srv/outputs"],
-                   "torchrun_env": {"OUTPUTS": "/srv/outputs"}, "job_wait": True}
+            job = {"torchrun_project_dir": project, "torchrun_module": "trainer.main", "torchrun_script_args": [str(epochs)],
+                   "torchrun_write_paths": ["/srv/outputs"], "torchrun_env": {"OUTPUTS": "/srv/outputs"}, "job_wait": True}
             install(job)
+            since = on("node1", "date +%s").stdout.strip()
             out = ok(playbook("launch", job))
             assert "success on every node" in out, out[-3000:]
-            logs = current_log("node1") + current_log("node2")
+            logs = log_since("node1", since) + log_since("node2", since)
             assert sorted(re.findall(r"rank ([0-9]) starts at epoch ([0-9]+)", logs)) == [(str(r), str(start)) for r in range(4)], logs
             assert sorted(re.findall(r"rank ([0-9]) ended at epoch ([0-9]+)", logs)) == [(str(r), str(epochs)) for r in range(4)], logs
-        wrote = [line for line in logs.splitlines() if " home=" in line]
-        assert len(wrote) == 4, logs
-        for line in wrote:
-            assert "home=/var/lib/torchrun/train " in line, line
-            assert "home-cache=ok xdg-cache=ok outputs=ok system=refused (Read-only file system)" in line, line
-        assert on("node2", "ls /srv/outputs").stdout.split() == ["rank2.txt", "rank3.txt"]
-    finally:
-        on("node1", "rm -f %s/*" % CHECKPOINTS)
-        for node in ("node1", "node2"):
-            on(node, "rm -rf /srv/outputs")
-        install()
-
-
-def test_a_project_runs_as_a_module_and_a_copy_changed_on_a_node_is_named(cluster):
-    # A user's package (several modules, a config, a data folder left out) copied to every node and
-    # run with python -m; then a file edited on node2 alone is named, and nothing starts.
-    project = os.path.join(os.path.dirname(__file__), "files", "project")
-    job = {"torchrun_project_dir": project, "torchrun_module": "trainer.main", "torchrun_script_args": ["--tag", "t1"], "job_wait": True}
-    copy = "/opt/torchrun/jobs/train/project"
-    try:
-        install(job)
+        # The copy is the project, root's, without its data folder.
         assert on("node2", "cd %s && find . -type f | sort" % copy).stdout.split() == [
             "./configs/train.cfg", "./requirements.txt", "./trainer/__init__.py", "./trainer/main.py", "./trainer/model.py"]
         assert on("node2", "stat -c '%%U %%a' %s/trainer/main.py" % copy).stdout.split() == ["root", "644"]
-        out = ok(playbook("launch", job))
-        assert "success on every node" in out, out[-3000:]
-        lines = re.findall(r"project ok: rank ([0-9]) of 4, width 12, parameters summed 52, tag t1", current_log("node1") + current_log("node2"))
-        assert sorted(lines) == ["0", "1", "2", "3"], current_log("node1") + current_log("node2")
-        before = {node: prop(node, "InvocationID") for node in ("node1", "node2")}
+        wrote = [line for line in logs.splitlines() if " home=" in line]
+        assert len(wrote) == 4, logs
+        for line in wrote:
+            assert "width=12 home=/var/lib/torchrun/train " in line, line
+            assert "home-cache=ok xdg-cache=ok outputs=ok system=refused (Read-only file system)" in line, line
+        assert on("node2", "ls /srv/outputs").stdout.split() == ["rank2.txt", "rank3.txt"]
+        # An edit made on one node is named before any unit starts.
         on("node2", "echo '# edited here' >> %s/trainer/model.py" % copy)
+        since = on("node1", "date +%s").stdout.strip()
         proc = playbook("launch", job)
         text = " ".join((proc.stdout + proc.stderr).split())
         assert proc.returncode != 0
         assert "node2: its copy of the project (%s) differs from torchrun_project_dir=%s" % (copy, project) in text, text[-3000:]
         assert "node1: its copy" not in text
-        assert {node: prop(node, "InvocationID") for node in ("node1", "node2")} == before
+        for node in ("node1", "node2"):
+            assert "Started torchrun-train" not in on(node, "journalctl -u %s --since @%s" % (UNIT, since)).stdout
     finally:
+        on("node1", "rm -f %s/*" % CHECKPOINTS)
+        for node in ("node1", "node2"):
+            on(node, "rm -rf /srv/outputs")
         install()
     assert on("node1", "test -e %s" % copy).returncode != 0  # the job without a project leaves no copy behind
 
@@ -457,6 +455,7 @@ def test_a_drifted_node_is_named_and_nothing_launches(cluster):
     assert "stack: the 2 node(s) run the same versions" in " ".join(ok(report).split())
 
 
+@pytest.mark.slow  # 11 s: make test-slow
 def test_differing_mtus_are_reported(cluster):
     on("node2", "ip link set host0 mtu 1400")
     try:
@@ -529,6 +528,7 @@ def test_setup_restores_live_rules_that_are_gone_and_says_changed(cluster):
         on("node1", "systemctl stop standin-52100")
 
 
+@pytest.mark.slow  # 17 s: make test-slow
 def test_status_says_when_the_rules_are_not_live(cluster):
     on("node2", "systemctl stop torchrun-firewall-guard; nft flush ruleset")
     try:

@@ -62,6 +62,9 @@ def test_up_boots_node_and_outsider(one_node):
     inventory = sandbox.DEFAULT_INVENTORY.read_text()
     assert "node1:\n          ansible_host: 198.18.0.11" in inventory
     assert "outsider:\n          ansible_host: 198.18.0.250" in inventory
+    # Shared storage, as a site's NFS: one host folder in every cluster node, not in the outsider.
+    assert harness.on("node1", "stat -c %a /srv/shared").stdout.strip() == "1777"
+    assert harness.on("outsider", "test -e /srv/shared").returncode != 0
 
 
 def test_each_node_has_a_cgroup_tree_of_its_own(one_node):
