@@ -43,8 +43,10 @@ def down() -> None:
 
 
 def fresh(nodes: int, seed: bool = False) -> list[str]:
-    """A new sandbox of ``nodes`` nodes and the outsider, from whatever ran before; the node names."""
+    """A new sandbox of ``nodes`` nodes and the outsider, from whatever ran before; the node names.
+    The wheelhouse the nodes install from is filled first (a no-op once current)."""
     down()
+    tool("wheelhouse", "-r", str(ROOT / "sandbox" / "wheelhouse.txt"))
     tool("up", "--nodes", str(nodes), *(["--seed"] if seed else []))
     return sandbox.node_names(nodes)
 

@@ -21,6 +21,7 @@ from ansible.module_utils.common.validation import check_type_bool, check_type_i
 from ansible.template import trust_as_template
 from ansible_collections.onprem.torchrun.plugins.module_utils import contract
 from ansible_collections.onprem.torchrun.plugins.module_utils import ports as port_model
+from ansible_collections.onprem.torchrun.plugins.plugin_utils import requirements
 
 # ---- facts of the collection that the rules need (and the roles share) ---------------------------
 PORT_MIN, PORT_MAX, MIN_COLLECTIVE_PORTS = port_model.PORT_MIN, port_model.PORT_MAX, port_model.MIN_COLLECTIVE_PORTS
@@ -289,7 +290,29 @@ def _project(c: Cluster) -> list[Problem]:
     if not module and (script.startswith("/") or "/../" in "/" + script + "/" or not os.path.isfile(os.path.join(folder, script))):
         found.append(Problem("controller", "torchrun_script", "controller: torchrun_script=%s is not a file inside torchrun_project_dir=%s; "
                                                               "give its path relative to the project, or torchrun_module" % (script, folder)))
-    return found
+    return found + _project_requirements(folder, c.cluster("torchrun_project_requirements") or "")
+
+
+def _project_requirements(folder: str, name: str) -> list[Problem]:
+    """torchrun_project_requirements: one file of the project, installable the same way on every node."""
+    var = "torchrun_project_requirements"
+    if not name:
+        return []
+    path = os.path.join(folder, name)
+    if name.startswith("/") or "/../" in "/" + name + "/" or CONTROL.search(name):
+        return [Problem("controller", var, "controller: %s=%s must be a path inside torchrun_project_dir=%s, relative to it"
+                        % (var, shown(name), folder))]
+    if not os.path.isfile(path):
+        if name == requirements.CONVENTIONAL:
+            return []
+        return [Problem("controller", var, "controller: %s=%s is not a file inside torchrun_project_dir=%s; give the project's "
+                                           "requirements file relative to it, or an empty value to install none" % (var, name, folder))]
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as error:
+        return [Problem("controller", var, "controller: %s=%s cannot be read (%s); make it a readable UTF-8 file" % (var, path, error))]
+    return [Problem("controller", var, "controller: %s=%s: %s" % (var, path, message)) for message in requirements.parse(text).problems]
 
 
 def _script(c: Cluster) -> list[Problem]:

@@ -34,6 +34,12 @@ def playbook(name, extra=None, *args):
     return run_playbook(name, "-e", json.dumps(dict(SLOW_JOB, **(extra or {}))), *args)
 
 
+def ok_not(proc):
+    """The output of a playbook that must fail."""
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    return proc.stdout + proc.stderr
+
+
 def ok(proc):
     if proc.returncode != 0:
         journals = "".join("\n--- %s:\n%s" % (n, on(n, "journalctl -u %s -u torchrun-firewall -n 30 --no-pager" % UNIT).stdout) for n in ("node1", "node2"))
@@ -308,8 +314,9 @@ def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and
     # Lightning checkpointing: ModelCheckpoint saves on global rank 0 only, ckpt_path="last". On shared
     # storage every rank resumes from that file when the job is relaunched for more epochs (on
     # node-local disks node2 would start over and the ranks would hang). It writes ~/.cache and a
-    # folder it was given (torchrun_write_paths), and nothing else. Then a file edited on node2 alone
-    # is named, and nothing starts.
+    # folder it was given (torchrun_write_paths), and nothing else. Its requirements file (a package the
+    # cluster's stack lacks) is installed on every node. Then a file edited on node2 alone is named, a
+    # requirement missing on node2 is named, one missing everywhere is named, and nothing starts.
     project = os.path.join(os.path.dirname(__file__), "files", "project")
     copy = "/opt/torchrun/jobs/train/project"
     for node in ("node1", "node2"):
@@ -319,7 +326,7 @@ def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and
         for epochs, start in ((2, 0), (4, 2)):
             job = {"torchrun_project_dir": project, "torchrun_module": "trainer.main", "torchrun_script_args": [str(epochs)],
                    "torchrun_write_paths": ["/srv/outputs"], "torchrun_env": {"OUTPUTS": "/srv/outputs"}, "job_wait": True}
-            install(job)
+            ok(playbook("setup", job, "--tags", "pytorch,launcher"))
             since = on("node1", "date +%s").stdout.strip()
             out = ok(playbook("launch", job))
             assert "success on every node" in out, out[-3000:]
@@ -334,7 +341,7 @@ def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and
         assert len(wrote) == 4, logs
         for line in wrote:
             assert "width=12 home=/var/lib/torchrun/train " in line, line
-            assert "home-cache=ok xdg-cache=ok outputs=ok system=refused (Read-only file system)" in line, line
+            assert "home-cache=ok xdg-cache=ok outputs=ok system=refused (Read-only file system) tabulate=0.9.0" in line, line
         assert on("node2", "ls /srv/outputs").stdout.split() == ["rank2.txt", "rank3.txt"]
         # An edit made on one node is named before any unit starts.
         on("node2", "echo '# edited here' >> %s/trainer/model.py" % copy)
@@ -344,6 +351,17 @@ def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and
         assert proc.returncode != 0
         assert "node2: its copy of the project (%s) differs from torchrun_project_dir=%s" % (copy, project) in text, text[-3000:]
         assert "node1: its copy" not in text
+        on("node2", "sed -i '$d' %s/trainer/model.py" % copy)
+        # The project's requirement gone from node2: the stack report before launch names it.
+        on("node2", "/opt/torchrun/venv/bin/pip uninstall --quiet --yes tabulate")
+        text = " ".join(ok_not(playbook("launch", job)).split())
+        assert "tabulate: node1 0.9.0, node2 none" in text, text[-3000:]
+        # Gone from every node (the file changed, setup not run): launch names each node.
+        on("node1", "/opt/torchrun/venv/bin/pip uninstall --quiet --yes tabulate")
+        text = " ".join(ok_not(playbook("launch", job)).split())
+        for node in ("node1", "node2"):
+            assert "%s: /opt/torchrun/venv does not hold what %s/requirements.txt asks for (tabulate==0.9.0); run setup.yml" % (
+                node, project) in text, text[-3000:]
         for node in ("node1", "node2"):
             assert "Started torchrun-train" not in on(node, "journalctl -u %s --since @%s" % (UNIT, since)).stdout
     finally:

@@ -286,3 +286,29 @@ def test_a_projects_script_must_be_a_file_inside_it(tmp_path):
     assert found + checks.validate(made) == []  # a module needs no script
     made, found = cluster({"torchrun_project_dir": str(tmp_path), "torchrun_script_on_node": True})
     assert any("torchrun_script_on_node=true and torchrun_project_dir" in p.message for p in found + checks.validate(made))
+
+
+def test_a_projects_requirements_file_is_checked_before_any_node_is_changed(tmp_path):
+    (tmp_path / "train.py").write_text("")
+    project = {"torchrun_project_dir": str(tmp_path), "torchrun_script": "train.py"}
+
+    def messages(**extra):
+        made, found = cluster(dict(project, **extra))
+        return [p.message for p in found + checks.validate(made)]
+
+    assert messages() == []  # no requirements.txt: nothing to install
+    assert messages(torchrun_project_requirements="reqs/train.txt") == [
+        "controller: torchrun_project_requirements=reqs/train.txt is not a file inside torchrun_project_dir=%s; give the project's "
+        "requirements file relative to it, or an empty value to install none" % tmp_path]
+    assert "must be a path inside torchrun_project_dir" in messages(torchrun_project_requirements="../requirements.txt")[0]
+    assert "must be a path inside torchrun_project_dir" in messages(torchrun_project_requirements="/etc/requirements.txt")[0]
+    (tmp_path / "requirements.txt").write_text("tabulate==0.9.0\n--index-url https://example.invalid/simple\n-e ./lib\n")
+    assert messages() == [
+        "controller: torchrun_project_requirements=%s/requirements.txt: line 2 (--index-url https://example.invalid/simple) sets a "
+        "package source of its own; the nodes install from the site's sources (pytorch_index_url, pytorch_extra_index_urls, "
+        "pytorch_find_links): remove the line" % tmp_path,
+        "controller: torchrun_project_requirements=%s/requirements.txt: line 3 (-e ./lib) is an editable install from a folder or "
+        "repository; put the code in the project (it is on the job's PYTHONPATH) or name a released package" % tmp_path]
+    assert messages(torchrun_project_requirements="") == []  # none installed
+    (tmp_path / "requirements.txt").write_bytes(b"\xff\xfe")
+    assert "cannot be read" in messages()[0]

@@ -4,14 +4,16 @@ Reads the project's config, builds the model from a sibling module, and checkpoi
 does: ModelCheckpoint(save_last=True) on global rank 0 into $TORCHRUN_CHECKPOINT_DIR, resumed on
 every rank with ckpt_path="last". Trainer(devices=, num_nodes=) come from the job's PL_TRAINER_*
 environment. Each rank also writes where training code writes (~/.cache, the XDG cache, $OUTPUTS)
-and where it must not (/opt), and prints what worked.
+and where it must not (/opt), and prints what worked and its own requirement's version (tabulate).
 """
 
 import os
 import pathlib
 import sys
+from importlib import metadata
 
 import lightning as L
+import tabulate
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
@@ -45,8 +47,8 @@ def main():
         "outputs": pathlib.Path(os.environ.get("OUTPUTS", "/srv/outputs")) / ("rank%d.txt" % rank),
         "system": pathlib.Path("/opt/user-was-here-rank%d" % rank),
     }
-    print("rank %d width=%d home=%s %s" % (rank, width, pathlib.Path.home(),
-                                           " ".join("%s=%s" % (k, attempt(v)) for k, v in tries.items())), flush=True)
+    print("rank %d width=%d home=%s %s tabulate=%s" % (rank, width, pathlib.Path.home(),
+                                                       " ".join("%s=%s" % (k, attempt(v)) for k, v in tries.items()), metadata.version(tabulate.__name__)), flush=True)
     torch.manual_seed(0)
     data = TensorDataset(torch.randn(256, width), torch.randn(256, 1))
     trainer = L.Trainer(accelerator="cpu", max_epochs=epochs, logger=False, enable_progress_bar=False, enable_model_summary=False,
