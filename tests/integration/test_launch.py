@@ -317,7 +317,7 @@ def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and
     # folder it was given (torchrun_write_paths), and nothing else. Its requirements file (a package the
     # cluster's stack lacks) is installed on every node. Then a file edited on node2 alone is named, a
     # requirement missing on node2 is named, one missing everywhere is named, and nothing starts.
-    project = os.path.join(os.path.dirname(__file__), "files", "project")
+    project = str(harness.ROOT / "examples" / "project")
     copy = "/opt/torchrun/jobs/train/project"
     for node in ("node1", "node2"):
         on(node, "install -d -o torchrun-train -g torchrun-train -m 0750 /srv/outputs")

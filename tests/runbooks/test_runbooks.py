@@ -32,7 +32,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs roo
 
 
 # The example lab's names, as the sandbox spells them.
-SWAPS = (("inventories/lab", "inventories/sandbox"), ("gpu-node-", "node"), ("wheels.lab.internal", sandbox.HOST_ADDR))
+SWAPS = (("inventories/lab", "inventories/sandbox"), ("gpu-node-", "node"), ("wheels.lab.internal", sandbox.HOST_ADDR),
+         ("/mnt/nfs", sandbox.SHARED_MOUNT))
 AIRGAP_LEFTOVERS = "wheelhouse airgap-http.log inventories/sandbox/group_vars/trainers.yml"
 AIRGAP_SERVER = "[h]ttp.server 8000 --bind " + sandbox.HOST_ADDR  # [h]: pkill -f must not match its own shell
 PIECE = re.compile(r"^```bash\n(.*?)^```$|<!-- test-step: (.*?) -->", flags=re.S | re.M)
@@ -99,6 +100,8 @@ CHECKS = {
     "replace-a-failed-node.md": ["UNREACHABLE", "a node does not answer", "node3: PID 1 is systemd, node rank 2",
                                  "health check: PASS (gloo, 6 processes on 3 nodes"],
     "two-jobs.md": ["torchrun-eval", "success"],
+    "bring-your-own-project.md": ["success on every node", "1 rank 0 starts at epoch 0 1 rank 0 starts at epoch 2",
+                                  "1 rank 3 starts at epoch 0 1 rank 3 starts at epoch 2"],
     "upgrade-one-node-at-a-time.md": ["node1 | CHANGED | rc=0 >> 2.13.0+cpu 2.6.6", "node2 | CHANGED | rc=0 >> 2.13.0+cpu 2.6.6",
                                       "stack: the 2 node(s) run the same versions", "success"],
     "air-gapped-install.md": ["node1 | SUCCESS", "node2 | SUCCESS", "stack: the 2 node(s) run the same versions", "success"],
@@ -125,6 +128,17 @@ def eval_job_moved_port():
     assert "29520" in rules and "29510" not in rules, rules
 
 
+def every_rank_resumed_and_the_copy_is_gone():
+    # Each rank of the group started twice: at epoch 0, then resumed at epoch 2 (not one rank left out).
+    logs = "".join(p.read_text() for p in (ROOT / "torchrun-logs").glob("train-rank*-node*.log"))
+    starts = sorted(re.findall(r"rank ([0-9]+) starts at epoch ([0-9]+)", logs))
+    ranks = sorted({rank for rank, _ in starts}, key=int)
+    assert len(ranks) >= 4 and sorted(starts) == sorted((r, e) for r in ranks for e in ("0", "2")), starts
+    assert "last.ckpt" in on("node1", "ls %s/train/checkpoints" % sandbox.SHARED_MOUNT).stdout.split()
+    for node in ("node1", "node2"):
+        assert on(node, "test -e /opt/torchrun/jobs/train/project").returncode != 0
+
+
 def every_node_upgraded():
     for node in ("node1", "node2"):
         assert on(node, "/opt/torchrun/venv/bin/pip show lightning").stdout.count("Version: 2.6.6") == 1
@@ -144,9 +158,10 @@ def airgap_cleanup():
 
 
 AFTER = {"job-hangs.md": stacks_of_every_rank, "two-jobs.md": eval_job_moved_port,
+         "bring-your-own-project.md": every_rank_resumed_and_the_copy_is_gone,
          "upgrade-one-node-at-a-time.md": every_node_upgraded, "air-gapped-install.md": wheels_came_from_the_wheelhouse}
 RUNBOOKS = ["first-bring-up.md", "launch-watch-stop.md", "job-hangs.md", "add-a-node.md", "replace-a-failed-node.md",
-            "two-jobs.md", "upgrade-one-node-at-a-time.md", "air-gapped-install.md"]
+            "two-jobs.md", "bring-your-own-project.md", "upgrade-one-node-at-a-time.md", "air-gapped-install.md"]
 
 
 def test_every_runbook_is_run_here():

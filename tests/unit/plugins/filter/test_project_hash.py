@@ -12,7 +12,7 @@ from ansible_collections.onprem.torchrun.plugins.module_utils import project
 
 ROOT = Path(__file__).resolve().parents[4]
 EXCLUDES = yaml.safe_load((ROOT / "roles" / "torchrun" / "defaults" / "main.yml").read_text())["torchrun_project_excludes"]
-SAMPLE = ROOT / "tests" / "integration" / "files" / "project"
+SAMPLE = ROOT / "examples" / "project"
 
 
 def make(tmp_path, files):
