@@ -335,7 +335,7 @@ def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and
             assert sorted(re.findall(r"rank ([0-9]) ended at epoch ([0-9]+)", logs)) == [(str(r), str(epochs)) for r in range(4)], logs
         # The copy is the project, root's, without its data folder.
         assert on("node2", "cd %s && find . -type f | sort" % copy).stdout.split() == [
-            "./configs/train.cfg", "./requirements.txt", "./trainer/__init__.py", "./trainer/main.py", "./trainer/model.py"]
+            "./README.md", "./configs/train.cfg", "./requirements.txt", "./trainer/__init__.py", "./trainer/main.py", "./trainer/model.py"]
         assert on("node2", "stat -c '%%U %%a' %s/trainer/main.py" % copy).stdout.split() == ["root", "644"]
         wrote = [line for line in logs.splitlines() if " home=" in line]
         assert len(wrote) == 4, logs

@@ -25,7 +25,7 @@ def make(tmp_path, files):
 
 def test_the_sample_project_leaves_out_its_data():
     assert project.project_files(str(SAMPLE), EXCLUDES) == [
-        "configs/train.cfg", "requirements.txt", "trainer/__init__.py", "trainer/main.py", "trainer/model.py"]
+        "README.md", "configs/train.cfg", "requirements.txt", "trainer/__init__.py", "trainer/main.py", "trainer/model.py"]
 
 
 def test_a_changed_added_or_removed_file_changes_the_hash_and_excluded_ones_do_not(tmp_path):
