@@ -56,6 +56,10 @@ options:
     description: An account to read in RV(account). Empty reads none.
     type: str
     default: ""
+  uid:
+    description: The uid (and gid) O(user) is to have; RV(account) names another account or group holding it. 0 reads none.
+    type: int
+    default: 0
   interface:
     description: The cluster interface, whose firewalld zone RV(firewall_site) reports. Empty skips it.
     type: str
@@ -114,10 +118,13 @@ path_exists:
   returned: always
   type: bool
 account:
-  description: The account O(user) - whether it exists, its uid and home, whether the collection made it, whether its group exists.
+  description: >-
+    The account O(user) - whether it exists, its uid and home, whether the collection made it, whether its group
+    exists and its gid, and the other account (C(uid_holder)) and group (C(gid_holder)) that hold O(uid), if any.
   returned: always
   type: dict
-  sample: {"name": "torchrun", "exists": true, "uid": 998, "home": "/var/lib/torchrun", "ours": true, "group_exists": true}
+  sample: {"name": "torchrun", "exists": true, "uid": 998, "home": "/var/lib/torchrun", "ours": true, "group_exists": true,
+           "gid": 998, "uid_holder": "", "gid_holder": ""}
 firewall_active:
   description: The firewall managers active on the node, of C(firewalld) and C(ufw).
   returned: always
@@ -303,9 +310,11 @@ def preset(names: list[str], manager: str, etc_environment: str) -> list[dict]:
     return found
 
 
-def account(name: str, marker: str) -> dict:
-    """The account ``name``, and whether the collection made it (its comment is ``marker``)."""
-    found = {"name": name, "exists": False, "uid": None, "home": "", "ours": False, "group_exists": False}
+def account(name: str, marker: str, uid: int = 0) -> dict:
+    """The account ``name``, and whether the collection made it (its comment is ``marker``); with a
+    ``uid``, which other account and group (by gid) already hold that number."""
+    found = {"name": name, "exists": False, "uid": None, "home": "", "ours": False, "group_exists": False, "gid": None,
+             "uid_holder": "", "gid_holder": ""}
     if not name:
         return found
     try:
@@ -314,10 +323,20 @@ def account(name: str, marker: str) -> dict:
     except KeyError:
         pass
     try:
-        grp.getgrnam(name)
-        found["group_exists"] = True
+        found.update(group_exists=True, gid=grp.getgrnam(name).gr_gid)
     except KeyError:
         pass
+    if uid > 0:
+        try:
+            holder = pwd.getpwuid(uid).pw_name
+            found["uid_holder"] = "" if holder == name else holder
+        except KeyError:
+            pass
+        try:
+            holder = grp.getgrgid(uid).gr_name
+            found["gid_holder"] = "" if holder == name else holder
+        except KeyError:
+            pass
     return found
 
 
@@ -460,6 +479,7 @@ def main() -> None:
             "project": {"type": "str", "default": ""},
             "project_excludes": {"type": "list", "elements": "str", "default": []},
             "user": {"type": "str", "default": ""},
+            "uid": {"type": "int", "default": 0},
             "marker": {"type": "str", "default": "onprem.torchrun jobs"},
             "interface": {"type": "str", "default": ""},
         },
@@ -487,7 +507,7 @@ def main() -> None:
         folders={folder: folder_access(folder, module.params["user"]) for folder in module.params["folders"]},
         project_hash=(project.project_hash(module.params["project"], module.params["project_excludes"])
                       if module.params["project"] and os.path.isdir(module.params["project"]) else None),
-        account=account(module.params["user"], module.params["marker"]),
+        account=account(module.params["user"], module.params["marker"], module.params["uid"]),
         firewall_active=active,
         firewall_site=firewall_site(module, active, module.params["interface"]),
         nft_tables=nft_tables(module),

@@ -36,6 +36,8 @@ JOB_MAX = 22
 RESERVED_JOB_PREFIXES = ("firewall", "healthcheck", "probe")
 USER_PATTERN = re.compile(r"\A[a-z_][a-z0-9_-]{0,30}\Z")
 RESERVED_USERS = {"root", "daemon", "bin", "sys", "nobody", "sshd", "systemd-network", "messagebus"}
+UID_MAX = 4294967294  # (uid_t)-1 means "no uid"
+NOBODY = 65534
 TABLE_PATTERN = re.compile(r"\A[a-z][a-z0-9_]{0,31}\Z")
 ZONE_PATTERN = re.compile(r"\A[A-Za-z0-9_-]{1,17}\Z")  # firewalld zone names: at most 17 characters
 ENV_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -232,6 +234,10 @@ def names_and_paths(c: Cluster) -> list[Problem]:
     if user is not None and not USER_PATTERN.match(user):
         found.append(problem(host, "torchrun_user", "torchrun_user=%s must be a system user name: lowercase letters, digits, "
                                                     "'_' and '-', at most 31 characters" % shown(user)))
+    uid = c.cluster("torchrun_uid")
+    if isinstance(uid, int) and (uid < 0 or uid > UID_MAX or uid == NOBODY):
+        found.append(problem(host, "torchrun_uid", "torchrun_uid=%d must be 0 (each node picks) or a uid from 1 to %d, not %d (nobody)"
+                             % (uid, UID_MAX, NOBODY)))
     rdzv_id = c.cluster("torchrun_rdzv_id")
     if rdzv_id and not RDZV_ID.match(rdzv_id):
         found.append(problem(host, "torchrun_rdzv_id", "torchrun_rdzv_id=%s must be letters, digits, '_', '.' or '-' "
@@ -755,6 +761,26 @@ def accounts(c: Cluster) -> list[Problem]:
                                                         "collection did not create it; name a new account" % user))
         elif account.get("exists") and account.get("uid") == 0:
             found.append(problem(node, "torchrun_user", "torchrun_user=%s has uid 0; a job never runs as root" % user))
+        found += _uid(c, node, user, account)
+    return found
+
+
+def _uid(c: Cluster, node: str, user: str, account: dict) -> list[Problem]:
+    """torchrun_uid: free on the node for the job's user and group, or theirs already."""
+    uid = c.cluster("torchrun_uid")
+    if not isinstance(uid, int) or not 0 < uid <= UID_MAX or uid == NOBODY:
+        return []
+    found = [problem(node, "torchrun_uid", "torchrun_uid=%d is already the %s of %s %s on this node; choose a number free on every "
+                                           "node (getent passwd %d; getent group %d)" % (uid, kind, what, holder, uid, uid))
+             for kind, what, holder in (("uid", "account", account.get("uid_holder")), ("gid", "group", account.get("gid_holder")))
+             if holder]
+    if found or not (account.get("exists") and account.get("ours")):
+        return found
+    wrong = ["%s %d" % (kind, have) for kind, have in (("uid", account.get("uid")), ("gid", account.get("gid"))) if have not in (None, uid)]
+    if wrong:
+        found.append(problem(node, "torchrun_uid", "torchrun_uid=%d, but an earlier setup created %s here with %s; the collection does "
+                                                   "not renumber an account: set torchrun_uid=%d, or stop the job and remove the account "
+                                                   "and its group (userdel %s) first" % (uid, user, " and ".join(wrong), account.get("uid"), user)))
     return found
 
 
@@ -1000,7 +1026,7 @@ def shared_storage(c: Cluster) -> list[Problem]:
         for node, uid in uids.items():
             if uid != first:
                 text = ("%s has uid %d here and %d on %s; on shared storage the files of one are not the other's: give the user "
-                        "the same uid on every node" % (c.cluster("torchrun_user"), uid, first, c.master))
+                        "the same uid on every node (torchrun_uid)" % (c.cluster("torchrun_user"), uid, first, c.master))
                 found.append(problem(node, "torchrun_user", text))
     return found
 

@@ -88,12 +88,12 @@ def parse(text: str) -> Requirements:
             else:
                 plain = False  # a global option (--pre, --only-binary ...): pip reads it from the file
             continue
-        requirement, _, options = line.partition(" --")
-        options = ("--" + options) if options else ""
+        requirement, separator, options = line.partition(" --")
+        options = (separator.strip() + options) if options else ""
         if "://" in requirement or " @ " in requirement or requirement.startswith((".", "/", "~")) or "@" in requirement.split(";")[0]:
             result.problems.append("%s is a path or URL; name a package from the site's sources instead (and pin it with ==)" % where)
             continue
-        spec, _, marker = requirement.partition(";")
+        spec, marker = (requirement.split(";", 1) + [""])[:2]
         match = NAME.match(spec.strip())
         if not match or (match.group(3) and not SPECIFIERS.match(match.group(3))):
             result.problems.append("%s is not a requirement pip understands (name[extras] and a version specifier such as ==1.2.3)"

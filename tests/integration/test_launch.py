@@ -24,8 +24,9 @@ SECRET = "s3cr3t-token-for-tests"
 # checkpoints are saved on global rank 0 and every rank resumes from them.
 SHARED = "/srv/shared"
 CHECKPOINTS = SHARED + "/train/checkpoints"
+# The job's user has one uid on every node (torchrun_uid), as files on NFS need.
 SLOW_JOB = {"torchrun_script_args": ["--epochs", "300", "--sleep-per-epoch", "0.5"],
-            "torchrun_secret_env": {"WANDB_API_KEY": SECRET}, "torchrun_shared_dir": SHARED}
+            "torchrun_secret_env": {"WANDB_API_KEY": SECRET}, "torchrun_shared_dir": SHARED, "torchrun_uid": 2000}
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")
 
@@ -373,7 +374,7 @@ def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and
 
 
 def test_a_second_job_gets_its_own_unit_and_ports(cluster):
-    second = {"torchrun_job": "eval", "torchrun_master_port": 29600,
+    second = {"torchrun_job": "eval", "torchrun_master_port": 29600, "torchrun_uid": 2001,
               "torchrun_script_args": ["--epochs", "2"], "torchrun_secret_env": {}}
     # The stack is the cluster's already: the second job needs its user, rules and unit only.
     ok(playbook("setup", second, "--tags", "firewall,launcher"))
@@ -397,7 +398,9 @@ def test_jobs_on_a_node_keep_apart_each_as_its_own_user(cluster):
 
     # Both users exist, and the job's own user can (so each refusal below is the user's, not a
     # missing account, file or process).
-    assert on("node1", "id -u torchrun-eval && id -u torchrun-train").returncode == 0
+    for node in ("node1", "node2"):  # each with the uid and gid its torchrun_uid names
+        assert on(node, "id -u torchrun-train; id -g torchrun-train; id -u torchrun-eval; id -g torchrun-eval").stdout.split() == [
+            "2000", "2000", "2001", "2001"]
     assert "TORCHRUN_JOB=train" in as_user("torchrun-train", "cat /proc/%s/environ" % pid).stdout.replace("\0", "\n")
     assert as_user("torchrun-train", "ls %s" % CHECKPOINTS).returncode == 0
     for command in ("cat /proc/%s/environ" % pid, "cat /etc/torchrun/train.env", "cat /etc/torchrun/train.secret.env",

@@ -312,3 +312,27 @@ def test_a_projects_requirements_file_is_checked_before_any_node_is_changed(tmp_
     assert messages(torchrun_project_requirements="") == []  # none installed
     (tmp_path / "requirements.txt").write_bytes(b"\xff\xfe")
     assert "cannot be read" in messages()[0]
+
+
+def test_a_fixed_uid_is_free_on_every_node_or_already_the_job_users():
+    def messages(extra, facts=None):
+        made, found = cluster(extra, facts=facts)
+        return [p.message for p in found + checks.validate(made)]
+
+    for bad in (-1, 65534, 2 ** 32):
+        assert messages({"torchrun_uid": bad}) == [
+            "node1: torchrun_uid=%d must be 0 (each node picks) or a uid from 1 to 4294967294, not 65534 (nobody)" % bad]
+    assert messages({"torchrun_uid": "2000"}, facts={}) == []  # -e torchrun_uid=2000 is a string: converted
+    ours = {"name": "torchrun-train", "exists": True, "uid": 2000, "gid": 2000, "home": "/var/lib/torchrun/train", "ours": True,
+            "group_exists": True, "uid_holder": "", "gid_holder": ""}
+    assert messages({"torchrun_uid": 2000}, facts={"node1": {"account": ours}, "node2": {"account": ours}}) == []
+    taken = dict(HEALTHY_NODE["account"], uid_holder="backup", gid_holder="")
+    assert messages({"torchrun_uid": 34}, facts={"node2": {"account": taken}}) == [
+        "node2: torchrun_uid=34 is already the uid of account backup on this node; choose a number free on every node "
+        "(getent passwd 34; getent group 34)"]
+    renumbered = dict(ours, uid=998, gid=998)
+    assert messages({"torchrun_uid": 2000}, facts={"node1": {"account": renumbered}, "node2": {"account": ours}}) == [
+        "node1: torchrun_uid=2000, but an earlier setup created torchrun-train here with uid 998 and gid 998; the collection does "
+        "not renumber an account: set torchrun_uid=998, or stop the job and remove the account and its group (userdel "
+        "torchrun-train) first"]
+    assert messages({"torchrun_uid": 0}, facts={"node1": {"account": renumbered}, "node2": {"account": ours}}) == []

@@ -129,3 +129,12 @@ def test_folder_access_reads_the_mode_bits_for_the_user(passable_tmp):
     assert node_probe.folder_access(str(tmp_path / "absent"), "nobody")["exists"] is False
     # A user that does not exist yet (preflight before the first setup): exists, access unknown.
     assert node_probe.folder_access(str(open_dir), "no-such-user-here")["writable"] is None
+
+
+def test_account_names_who_else_holds_the_uid_asked_for():
+    taken = node_probe.account("no-such-user-here", "onprem.torchrun jobs", 1)  # uid and gid 1: daemon on Debian
+    assert (taken["uid_holder"], taken["gid_holder"]) == ("daemon", "daemon")
+    own = node_probe.account("daemon", "onprem.torchrun jobs", 1)
+    assert (own["uid"], own["gid"], own["uid_holder"], own["gid_holder"]) == (1, 1, "", "")
+    free = node_probe.account("no-such-user-here", "onprem.torchrun jobs", 4242424)
+    assert (free["uid_holder"], free["gid_holder"]) == ("", "")
