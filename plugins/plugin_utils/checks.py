@@ -201,11 +201,21 @@ def _job_name(host: str, job: str) -> list[Problem]:
     return []
 
 
+PATH_RULE = "must be an absolute path without spaces, '..' or control characters, and not /"
+
+
+def _bad_path(value: str) -> bool:
+    return bool(CONTROL.search(value) or " " in value or not value.startswith("/") or "/../" in value + "/" or value.rstrip("/") == "")
+
+
 def _absolute_path(host: str, name: str, value: str) -> list[Problem]:
-    if CONTROL.search(value) or " " in value or not value.startswith("/") or "/../" in value + "/" or value.rstrip("/") == "":
-        return [problem(host, name, "%s=%s must be an absolute path without spaces, '..' or control characters, "
-                                    "and not /" % (name, shown(value)))]
-    return []
+    return [problem(host, name, "%s=%s %s" % (name, shown(value), PATH_RULE))] if _bad_path(value) else []
+
+
+def _under(path: str, folders: Iterable[str]) -> str | None:
+    """The first of ``folders`` that ``path`` is or lies inside, else None."""
+    clean = path.rstrip("/")
+    return next((f for f in folders if clean == f or clean.startswith(f + "/")), None)
 
 
 def _env(host: str, var: str, env: dict) -> list[Problem]:
@@ -334,10 +344,10 @@ def _script(c: Cluster) -> list[Problem]:
     found = []
     if on_node:
         found += _absolute_path(host, "torchrun_script", script)
-        if not found and any(script == d or script.startswith(d + "/") for d in HIDDEN_FOLDERS):
+        hidden = _under(script, HIDDEN_FOLDERS)
+        if not found and hidden:
             found.append(problem(host, "torchrun_script", "torchrun_script=%s lies under %s, which the job's hardened unit "
-                                                          "cannot see (ProtectHome, PrivateTmp); put it under /opt or /srv"
-                                 % (script, next(d for d in HIDDEN_FOLDERS if script == d or script.startswith(d + "/")))))
+                                                          "cannot see (ProtectHome, PrivateTmp); put it under /opt or /srv" % (script, hidden)))
         for node in c.hosts:
             facts = c.node_facts(node)
             if facts is not None and not found and facts.get("path_exists") is False:
@@ -931,7 +941,7 @@ def whole_group(c: Cluster, play_hosts: Iterable[str]) -> list[Problem]:
 # Where the unit cannot give a job a folder: the system itself, and what its hardening hides
 # (ProtectHome, PrivateTmp) or keeps for others (other jobs' folders, the venv).
 SYSTEM_FOLDERS = ("/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/dev", "/proc", "/sys",
-                  "/run", "/var/lib", "/var/cache", "/var/log", "/var/spool", "/var/tmp", "/tmp", "/home", "/root", "/efi")
+                  "/run", "/var/lib", "/var/cache", "/var/log", "/var/spool", "/efi") + HIDDEN_FOLDERS
 FOLDER_VARS = ("torchrun_read_paths", "torchrun_write_paths")
 
 
@@ -943,10 +953,8 @@ def declared_paths(c: Cluster) -> list[Problem]:
     hidden = [c.cluster("torchrun_state_dir"), c.cluster("torchrun_venv")]
     for var, paths in lists.items():
         for path in paths:
-            bad = _absolute_path(host, var, path)
-            if bad:
-                found += [problem(host, var, "%s holds %s: each must be an absolute path without spaces, '..' or control characters, "
-                                             "and not /" % (var, shown(path)))]
+            if _bad_path(path):
+                found.append(problem(host, var, "%s holds %s: each %s" % (var, shown(path), PATH_RULE)))
                 continue
             inside = _system_folder(path, hidden)
             if inside:
@@ -979,11 +987,10 @@ def declared_paths(c: Cluster) -> list[Problem]:
 
 def _system_folder(path: str, hidden: list[str]) -> str | None:
     """The system folder (or hidden one) ``path`` lies in, "top" for a top-level folder such as /srv, else None."""
-    clean = path.rstrip("/")
-    under = [f for f in SYSTEM_FOLDERS + tuple(h.rstrip("/") for h in hidden if h) if clean == f or clean.startswith(f + "/")]
+    under = _under(path, SYSTEM_FOLDERS + tuple(h.rstrip("/") for h in hidden if h))
     if under:
-        return under[0]
-    return "top" if clean in ("/var", "/opt", "/srv", "/mnt", "/media") else None
+        return under
+    return "top" if path.rstrip("/") in ("/var", "/opt", "/srv", "/mnt", "/media") else None
 
 
 def shared_storage(c: Cluster) -> list[Problem]:

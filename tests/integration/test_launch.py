@@ -310,6 +310,28 @@ def log_since(node, since):
     return on(node, "journalctl -o cat -u %s --since @%s" % (UNIT, since)).stdout
 
 
+PROJECT = str(harness.ROOT / "examples" / "project")
+
+
+def project_job(epochs, **extra):
+    """The user project examples/project, trained for ``epochs`` in all (python -m trainer.main EPOCHS)."""
+    return dict({"torchrun_project_dir": PROJECT, "torchrun_module": "trainer.main", "torchrun_script_args": [str(epochs)],
+                 "job_wait": True}, **extra)
+
+
+def train_project(job, epochs, start, nodes, setup=("--tags", "pytorch,launcher")):
+    """Set up and launch the project; every rank of ``nodes`` starts at epoch ``start`` and ends at ``epochs``."""
+    ok(playbook("setup", job, *setup))
+    since = on("node1", "date +%s").stdout.strip()
+    out = ok(playbook("launch", job))
+    assert "success on every node" in out, out[-3000:]
+    logs = "".join(log_since(node, since) for node in nodes)
+    ranks = range(2 * len(nodes))
+    assert sorted(re.findall(r"rank ([0-9]+) starts at epoch ([0-9]+)", logs)) == [(str(r), str(start)) for r in ranks], logs
+    assert sorted(re.findall(r"rank ([0-9]+) ended at epoch ([0-9]+)", logs)) == [(str(r), str(epochs)) for r in ranks], logs
+    return logs
+
+
 def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and_an_edited_copy_is_named(cluster):
     # A user's package (modules, a config, a data folder left out), run with python -m, with standard
     # Lightning checkpointing: ModelCheckpoint saves on global rank 0 only, ckpt_path="last". On shared
@@ -318,22 +340,15 @@ def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and
     # folder it was given (torchrun_write_paths), and nothing else. Its requirements file (a package the
     # cluster's stack lacks) is installed on every node. Then a file edited on node2 alone is named, a
     # requirement missing on node2 is named, one missing everywhere is named, and nothing starts.
-    project = str(harness.ROOT / "examples" / "project")
+    project = PROJECT
     copy = "/opt/torchrun/jobs/train/project"
     for node in ("node1", "node2"):
         on(node, "install -d -o torchrun-train -g torchrun-train -m 0750 /srv/outputs")
     on("node1", "rm -f %s/*" % CHECKPOINTS)
     try:
         for epochs, start in ((2, 0), (4, 2)):
-            job = {"torchrun_project_dir": project, "torchrun_module": "trainer.main", "torchrun_script_args": [str(epochs)],
-                   "torchrun_write_paths": ["/srv/outputs"], "torchrun_env": {"OUTPUTS": "/srv/outputs"}, "job_wait": True}
-            ok(playbook("setup", job, "--tags", "pytorch,launcher"))
-            since = on("node1", "date +%s").stdout.strip()
-            out = ok(playbook("launch", job))
-            assert "success on every node" in out, out[-3000:]
-            logs = log_since("node1", since) + log_since("node2", since)
-            assert sorted(re.findall(r"rank ([0-9]) starts at epoch ([0-9]+)", logs)) == [(str(r), str(start)) for r in range(4)], logs
-            assert sorted(re.findall(r"rank ([0-9]) ended at epoch ([0-9]+)", logs)) == [(str(r), str(epochs)) for r in range(4)], logs
+            job = project_job(epochs, torchrun_write_paths=["/srv/outputs"], torchrun_env={"OUTPUTS": "/srv/outputs"})
+            logs = train_project(job, epochs, start, ["node1", "node2"])
         # The copy is the project, root's, without its data folder.
         assert on("node2", "cd %s && find . -type f | sort" % copy).stdout.split() == [
             "./README.md", "./configs/train.cfg", "./requirements.txt", "./trainer/__init__.py", "./trainer/main.py", "./trainer/model.py"]
@@ -633,4 +648,24 @@ def test_a_node_that_loses_power_mid_job_leaves_its_peer_failed_in_bounded_time(
     finally:
         subprocess.run(["ip", "link", "set", "vb-node2", "up"], check=False)
         ok(playbook("stop", job))
+        install()
+
+
+@pytest.mark.slow  # about 4 minutes: make test-slow
+def test_a_users_project_resumes_on_every_rank_when_the_group_grows_and_shrinks(cluster):
+    # Rank-0 checkpoints on shared storage: trained on 2 nodes, then on 3 (node3 new and bare: the
+    # full setup), then on 2 again (node3 gone from the group and from the peers' rules). Each time
+    # every rank of the new group starts at the epoch the last run ended with.
+    on("node1", "rm -f %s/*" % CHECKPOINTS)
+    try:
+        train_project(project_job(2), 2, 0, ["node1", "node2"])
+        harness.tool("up", "--nodes", "3")
+        train_project(project_job(4), 4, 2, ["node1", "node2", "node3"], setup=())
+        assert on("node3", "id -u torchrun-train").stdout.strip() == "2000"
+        harness.tool("up", "--nodes", "2")
+        train_project(project_job(6), 6, 4, ["node1", "node2"], setup=("--tags", "firewall,launcher"))
+        assert sandbox.address_of("node3") not in on("node1", "nft list table inet torchrun").stdout
+    finally:
+        harness.tool("up", "--nodes", "2")
+        on("node1", "rm -f %s/*" % CHECKPOINTS)
         install()
