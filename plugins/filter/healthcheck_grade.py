@@ -13,7 +13,8 @@ description:
   - Reads the JSON report of the health check (the healthcheck role's C(collective_bench.py)) and
     grades it. C(fail) when the bus bandwidth at the largest size is below O(fail_below_gbps);
     C(degraded) when it is below O(degraded_below_gbps), or when a pair of nodes is slower than
-    O(pair_ratio) times the fastest pair; C(pass) otherwise.
+    O(pair_ratio) times the fastest pair, or when sizes were left out because one all_reduce took
+    longer than the check's time budget; C(pass) otherwise.
   - A slow pair is blamed on a node when every pair with that node is slow and no other node
     explains it (three nodes or more); otherwise the pair's link is named.
   - A threshold of 0 turns that check off.
@@ -114,6 +115,10 @@ def healthcheck_grade(report, fail_below_gbps=0, degraded_below_gbps=0, pair_rat
         status = "degraded"
         reasons.append("all_reduce of %s over %d processes: bus bandwidth %.3f GB/s is below healthcheck_degraded_below_gbps=%s"
                        % (size, report["world_size"], busbw, degraded_below_gbps))
+    if report.get("sizes_cut"):
+        reasons.append("all_reduce of %s took longer than the time budget (%s s); larger sizes left out: %s"
+                       % (size, report.get("budget_seconds", "?"), ", ".join(human(b) for b in report["sizes_cut"])))
+        status = "degraded" if status == "pass" else status
     pairs = report.get("pairs") or []
     best, slow = slow_pairs(pairs, float(pair_ratio))
     named = suspects(report.get("nodes") or [], pairs, slow)
@@ -136,8 +141,12 @@ def healthcheck_grade(report, fail_below_gbps=0, degraded_below_gbps=0, pair_rat
         prows = [["pair", "size", "busbw (GB/s)", "of fastest", ""]]
         prows += [["-".join(p["nodes"]), human(p["bytes"]), "%.3f" % p["busbw_gbps"],
                    "%d%%" % round(100 * p["busbw_gbps"] / best) if best else "-",
-                   "SLOW" if tuple(p["nodes"]) in slow_keys else ""] for p in pairs]
+                   " ".join(w for w in ("SLOW" if tuple(p["nodes"]) in slow_keys else "", "(measured again)" if p.get("retested") else "")
+                            if w)] for p in pairs]
         table += [""] + aligned(prows)
+        if "pair_rounds" in report:
+            table.append("pairs: %d in %d round(s) of pairs measured at the same time, %d measured again alone; %.1f s"
+                         % (len(pairs), report["pair_rounds"], report.get("pair_retests", 0), report.get("pair_seconds", 0.0)))
     return {"status": status, "reasons": reasons, "suspects": named, "slow_pairs": ["-".join(p["nodes"]) for p in slow],
             "busbw_gbps": busbw, "table": table}
 

@@ -458,8 +458,10 @@ def test_a_planted_fault_is_named_and_nothing_launches(cluster):
         proc = run_playbook("train", "-e", json.dumps(SLOW_JOB))
         out = " ".join((proc.stdout + proc.stderr).split())
         assert proc.returncode != 0
-        assert "connectivity: 1 connection(s) failed:" in out, out[-3000:]
+        assert "connectivity: 1 of 3 connection(s) failed" in out, out[-3000:]
         assert "node2 -> node1 198.18.0.11:52000 timed out" in out, out[-3000:]
+        report = json.loads((harness.ROOT / "torchrun-connectivity.json").read_text())  # every cell, on the controller
+        assert report["failures"] == ["node2 -> node1 198.18.0.11:52000 timed out"] and report["checked"] == 3, report
         assert re.search(r"from \\+ to +node1 +node2\W+node1 +- +ok\W+node2 +52000 timed out +-", out), out[-3000:]
         assert "Start torchrun on every node together" not in out
         assert prop("node1", "InvocationID") == before

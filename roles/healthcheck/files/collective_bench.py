@@ -2,33 +2,38 @@
 
 Run under torchrun on every node (gloo on CPU, NCCL when --backend nccl or CUDA is there). It
 times all_reduce over message sizes from --min-bytes to --max-bytes (doubling by 4) on the whole
-world, then, with --pairs, between the first process of every pair of nodes, one pair at a time,
-so that a slow node or link shows as its own row. Bandwidths follow nccl-tests: algorithm
+world, then, with --pairs, between the first processes of pairs of nodes: in rounds of disjoint
+pairs that run at the same time (a round-robin schedule gives every pair in n-1 rounds of n/2
+pairs; --pair-rounds R measures a ring and random perfect matchings, R rounds, for large
+clusters). A pair under --pair-ratio of the fastest is measured again alone before it counts,
+and with sampled rounds each of its nodes is also measured against a node of the fastest pair,
+so that the slow node or link shows as its own row. Every measurement is bounded: its iterations
+fit --budget seconds (at least one), and the sizes stop growing once one all_reduce takes longer
+than the budget (the sizes left out are listed). Bandwidths follow nccl-tests: algorithm
 bandwidth = bytes / time, bus bandwidth = algbw x 2(n-1)/n for all_reduce over n processes.
-Times are the slowest rank's mean over --iters after --warmup rounds. Rank 0 writes one JSON
-report to --output:
+Times are the slowest rank's mean. Rank 0 writes one JSON report to --output:
 
     {"backend": "gloo", "world_size": 4, "nodes": ["node1", "node2"],
      "sizes": [{"bytes": 1048576, "time_us": 812.3, "algbw_gbps": 1.29, "busbw_gbps": 1.94}, ...],
-     "pairs": [{"nodes": ["node1", "node2"], "bytes": 16777216, "time_us": ..., "busbw_gbps": ...}]}
+     "sizes_cut": [], "pairs": [{"nodes": ["node1", "node2"], "bytes": 16777216, "time_us": ..., "busbw_gbps": ...,
+     "retested": false}], "pair_rounds": 1, "pair_retests": 0, "pair_seconds": 0.8, "seed": 12345}
 
-Bandwidths are in GB/s (10^9 bytes per second), as nccl-tests prints them.
+Bandwidths are in GB/s (10^9 bytes per second), as nccl-tests prints them. The schedule
+(round_robin, sampled_rounds) needs no torch: torch is imported when the check runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
+import random
 import socket
 import sys
 import time
 
-import torch
-import torch.distributed as dist
-
 FLOAT_BYTES = 4
+torch = dist = None  # imported by main(): the schedule below is usable (and tested) without torch
 
 
 def parse_args(argv):
@@ -37,8 +42,12 @@ def parse_args(argv):
     parser.add_argument("--max-bytes", type=int, default=64 << 20)
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--pairs", action="store_true", help="also time every pair of nodes")
+    parser.add_argument("--pairs", action="store_true", help="also time pairs of nodes")
     parser.add_argument("--pair-bytes", type=int, default=16 << 20)
+    parser.add_argument("--pair-rounds", type=int, default=0, help="rounds of pairs; 0 measures every pair (round robin)")
+    parser.add_argument("--pair-ratio", type=float, default=0.5, help="a pair under this share of the fastest is measured again")
+    parser.add_argument("--budget", type=float, default=3.0, help="seconds one measurement may take (at least one all_reduce)")
+    parser.add_argument("--seed", type=int, default=-1, help="the sampled rounds' seed; -1 picks one (reported)")
     parser.add_argument("--backend", choices=["auto", "gloo", "nccl"], default="auto")
     parser.add_argument("--output", default="", help="JSON report (rank 0); empty prints it")
     return parser.parse_args(argv)
@@ -54,22 +63,80 @@ def sizes(smallest, largest):
     return found
 
 
+def round_robin(n):
+    """Every pair of n nodes (indices), in rounds of disjoint pairs (the circle method): n-1 rounds
+    of n/2 pairs for even n; n rounds for odd n, one node resting in each."""
+    seats = list(range(n)) + ([None] if n % 2 else [])
+    rounds = []
+    for _round in range(len(seats) - 1):
+        pairs = [(seats[i], seats[-1 - i]) for i in range(len(seats) // 2)]
+        rounds.append(sorted(tuple(sorted(p)) for p in pairs if None not in p))
+        seats = [seats[0], seats[-1]] + seats[1:-1]
+    return [r for r in rounds if r]
+
+
+def sampled_rounds(n, count, seed):
+    """``count`` rounds of disjoint pairs for large clusters: a ring first (each node with its
+    neighbours: 2 rounds, 3 for odd n), then random perfect matchings of pairs not yet measured.
+    Every pair (round_robin) when that takes no more rounds, or ``count`` is 0."""
+    full = round_robin(n)
+    if count <= 0 or count >= len(full) or n < 4:
+        return full
+    ring = [(i, (i + 1) % n) for i in range(n)]
+    rounds = [[p for i, p in enumerate(ring) if i % 2 == 0 and i != n - 1], [p for i, p in enumerate(ring) if i % 2 == 1]]
+    if n % 2:
+        rounds.append([ring[-1]])
+    rounds = [sorted(tuple(sorted(p)) for p in r) for r in rounds]
+    seen = {p for r in rounds for p in r}
+    rng = random.Random(seed)
+    tries = 0
+    while len(rounds) < count and tries < 20 * count:
+        tries += 1
+        order = list(range(n))
+        rng.shuffle(order)
+        pairs = sorted(tuple(sorted(order[i:i + 2])) for i in range(0, n - 1, 2))
+        pairs = [p for p in pairs if p not in seen]
+        if pairs:
+            rounds.append(pairs)
+            seen.update(pairs)
+    return rounds
+
+
+def retests(slow, measured, fastest, sampled):
+    """What to measure again, alone, one after another: each slow pair; with sampled rounds also each
+    of its nodes against a node of the fastest pair, where that pair was not measured."""
+    found = list(slow)
+    if sampled:
+        for a, b in slow:
+            reference = next((x for x in fastest if x not in (a, b)), None)
+            for node in (a, b):
+                pair = tuple(sorted((node, reference))) if reference is not None else None
+                if pair is not None and pair not in measured and pair not in found:
+                    found.append(pair)
+    return found
+
+
 def bus_factor(n):
     return 2.0 * (n - 1) / n if n > 1 else 0.0
 
 
-def timed_all_reduce(nbytes, iters, warmup, device, group=None):
-    """Mean seconds per all_reduce of nbytes on this rank."""
+def timed_all_reduce(nbytes, iters, warmup, device, budget, group=None):
+    """Mean seconds per all_reduce of nbytes on this rank, and the slowest warm-up of the group: as
+    many iterations as fit ``budget`` seconds by the warm-up's pace (at least one, at most ``iters``)."""
     tensor = torch.ones(nbytes // FLOAT_BYTES, dtype=torch.float32, device=device)
-    for _round in range(warmup):
-        dist.all_reduce(tensor, group=group)
-    synchronize(device)
-    dist.barrier(group=group)
     start = time.perf_counter()
-    for _round in range(iters):
+    for _round in range(max(warmup, 1)):
         dist.all_reduce(tensor, group=group)
     synchronize(device)
-    return (time.perf_counter() - start) / iters
+    pace = torch.tensor([(time.perf_counter() - start) / max(warmup, 1)], dtype=torch.float64, device=device)
+    dist.all_reduce(pace, op=dist.ReduceOp.MAX, group=group)  # the group agrees on the count
+    pace = float(pace.item())
+    count = max(1, min(iters, int(budget / pace) if pace > 0 else iters))
+    start = time.perf_counter()
+    for _round in range(count):
+        dist.all_reduce(tensor, group=group)
+    synchronize(device)
+    return (time.perf_counter() - start) / count, pace
 
 
 def synchronize(device):
@@ -90,7 +157,45 @@ def row(nbytes, seconds, n):
             "busbw_gbps": round(algbw * bus_factor(n), 4)}
 
 
+def measure_pairs(args, leaders, rank, device):
+    """The pair phase: rounds of concurrent pairs, then the slow ones again, alone. Every rank takes
+    part in making each round's groups and learns every pair's time (one all_reduce per round)."""
+    n = len(leaders)
+    sampled = 0 < args.pair_rounds < len(round_robin(n))
+    rounds = sampled_rounds(n, args.pair_rounds, args.seed)
+    times = {}
+
+    def run(round_pairs):
+        mine, _groups = dist.new_subgroups_by_enumeration([[leaders[a][2], leaders[b][2]] for a, b in round_pairs])
+        seconds = torch.zeros(len(round_pairs), dtype=torch.float64, device=device)
+        for index, (a, b) in enumerate(round_pairs):
+            if rank in (leaders[a][2], leaders[b][2]):
+                seconds[index] = timed_all_reduce(args.pair_bytes, args.iters, args.warmup, device, args.budget, mine)[0]
+        dist.all_reduce(seconds, op=dist.ReduceOp.MAX)
+        return {pair: float(value) for pair, value in zip(round_pairs, seconds.tolist())}
+
+    start = time.perf_counter()
+    for round_pairs in rounds:
+        times.update(run(round_pairs))
+    best = min(times.values())
+    slow = [p for p, t in sorted(times.items()) if args.pair_ratio > 0 and best / t < args.pair_ratio]
+    fastest = min(times, key=times.get)
+    again = retests(slow, times, fastest, sampled)
+    retested = set()
+    for pair in again:
+        seconds = run([pair])[pair]
+        times[pair] = min(seconds, times.get(pair, seconds))  # a noisy first reading does not count
+        retested.add(pair)
+    rows = [dict(row(args.pair_bytes, times[pair], 2), nodes=[leaders[pair[0]][1], leaders[pair[1]][1]], retested=pair in retested)
+            for pair in sorted(times)]
+    return rows, {"pair_rounds": len(rounds), "pair_retests": len(again), "pair_seconds": round(time.perf_counter() - start, 3)}
+
+
 def main(argv=None):
+    global torch, dist  # pylint: disable=global-statement
+    import torch  # pylint: disable=import-outside-toplevel,redefined-outer-name
+    import torch.distributed as dist  # pylint: disable=import-outside-toplevel,redefined-outer-name
+
     args = parse_args(argv if argv is not None else sys.argv[1:])
     backend = args.backend
     if backend == "auto":
@@ -104,34 +209,37 @@ def main(argv=None):
     dist.init_process_group(backend)
     rank, world = dist.get_rank(), dist.get_world_size()
 
-    # Who runs where: the nodes in group-rank order, and each node's first process.
-    me = (int(os.environ.get("GROUP_RANK", "0")), local_rank, socket.gethostname(), rank)
+    # Who runs where: the nodes in group-rank order, and each node's first process; rank 0's seed.
+    me = (int(os.environ.get("GROUP_RANK", "0")), local_rank, socket.gethostname(), rank,
+          args.seed if args.seed >= 0 else random.SystemRandom().randrange(1 << 31))
     everyone = [None] * world
     dist.all_gather_object(everyone, me)
-    leaders = sorted((group_rank, host, r) for group_rank, local, host, r in everyone if local == 0)
+    args.seed = next(seed for _g, _l, _h, r, seed in everyone if r == 0)
+    leaders = sorted((group_rank, host, r) for group_rank, local, host, r, _s in everyone if local == 0)
     nodes = [host for _g, host, _r in leaders]
 
     report = {"backend": backend, "world_size": world, "nodes": nodes, "torch": torch.__version__,
               "nccl": ".".join(map(str, torch.cuda.nccl.version())) if backend == "nccl" else None,
-              "sizes": [], "pairs": []}
-    for nbytes in sizes(args.min_bytes, args.max_bytes):
-        seconds = slowest(timed_all_reduce(nbytes, args.iters, args.warmup, device), device)
+              "sizes": [], "sizes_cut": [], "pairs": [], "budget_seconds": args.budget, "seed": args.seed}
+    wanted = sizes(args.min_bytes, args.max_bytes)
+    for index, nbytes in enumerate(wanted):
+        seconds, pace = timed_all_reduce(nbytes, args.iters, args.warmup, device, args.budget)
+        seconds = slowest(seconds, device)
         report["sizes"].append(row(nbytes, seconds, world))
         if rank == 0:
             print("all_reduce %10d B  %10.1f us  busbw %.3f GB/s" % (nbytes, seconds * 1e6, report["sizes"][-1]["busbw_gbps"]),
                   flush=True)
+        if pace > args.budget:  # one all_reduce took longer than a whole measurement may: larger ones are left out
+            report["sizes_cut"] = wanted[index + 1:]
+            break
 
     if args.pairs and len(leaders) > 1:
-        # Every rank creates every group (the API needs it); only the pair's two ranks use it.
-        pairs = [(a, b, dist.new_group([a[2], b[2]])) for a, b in itertools.combinations(leaders, 2)]
-        for a, b, group in pairs:
-            seconds = 0.0
-            if rank in (a[2], b[2]):
-                seconds = timed_all_reduce(args.pair_bytes, args.iters, args.warmup, device, group)
-            seconds = slowest(seconds, device)  # also keeps the pairs one at a time
-            report["pairs"].append(dict(row(args.pair_bytes, seconds, 2), nodes=[a[1], b[1]]))
-            if rank == 0:
-                print("pair %s-%s  busbw %.3f GB/s" % (a[1], b[1], report["pairs"][-1]["busbw_gbps"]), flush=True)
+        report["pairs"], phase = measure_pairs(args, leaders, rank, device)
+        report.update(phase)
+        if rank == 0:
+            for pair in report["pairs"]:
+                print("pair %s  busbw %.3f GB/s%s" % ("-".join(pair["nodes"]), pair["busbw_gbps"], " (measured again)" if pair["retested"] else ""),
+                      flush=True)
 
     if rank == 0:
         text = json.dumps(report, indent=1)

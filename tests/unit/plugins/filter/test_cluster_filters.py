@@ -149,3 +149,35 @@ def test_cluster_addresses_refuse_ipv6_like_the_validator():
     with pytest.raises(AnsibleFilterError) as err:
         cluster_addresses(["n1"], {"n1": {"torchrun_address": "fd00::11"}})
     assert str(err.value).startswith("n1: torchrun_address=fd00::11 is an IPv6 address")
+
+
+def probes(nodes, down=(), cut=()):
+    """What every node's probe reads in a group where nodes ``down`` answer nothing and the links ``cut`` drop."""
+    found = {}
+    for source in nodes:
+        results = []
+        for target in nodes:
+            if target == source:
+                continue
+            bad = source in down or target in down or (source, target) in cut or (target, source) in cut
+            results.append({"name": target, "host": "10.0.%d.%d" % (nodes.index(target) // 250, nodes.index(target) % 250), "port": 52000,
+                            "ok": not bad, "reason": "timed out" if bad else "connected"})
+        found[source] = {"probe": {"results": results}}
+    return found
+
+
+def test_probe_matrix_at_scale_sums_up_and_names_the_node_every_failure_involves():
+    nodes = ["n%d" % i for i in range(1, 201)]
+    matrix = probe_matrix(nodes, probes(nodes, down={"n77"}), "probe", shown=5)
+    assert matrix["checked"] == 200 * 199 and len(matrix["failures"]) == 2 * 199
+    assert matrix["culprits"] == ["n77"]
+    assert matrix["summary"][:2] == [
+        "connectivity: 398 of 39800 connection(s) failed",
+        "n77: every failed connection is to it (199) or from it (199); look at n77 first (down, its firewall, its address)"]
+    assert len(matrix["summary"]) == 2 + 5 + 1 and matrix["summary"][-1] == "... and 393 more"
+    link = probe_matrix(nodes, probes(nodes, cut={("n3", "n9")}), "probe")
+    assert link["culprits"] == [] and link["summary"][1] == (
+        "every failed connection is between n3 and n9: the link between them, or either one's firewall")
+    scattered = probe_matrix(nodes, probes(nodes, cut={("n3", "n9"), ("n4", "n10")}), "probe")
+    assert scattered["culprits"] == [] and len(scattered["summary"]) == 1 + 4
+    assert probe_matrix(nodes[:3], probes(nodes[:3]), "probe")["summary"] == []

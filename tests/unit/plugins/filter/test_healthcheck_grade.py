@@ -51,3 +51,14 @@ def test_two_nodes_name_the_link_not_a_node():
 def test_a_report_without_sizes_is_an_error():
     with pytest.raises(AnsibleFilterError, match="no all_reduce sizes"):
         healthcheck_grade({"pairs": []})
+
+
+def test_sizes_left_out_for_the_time_budget_grade_degraded_and_the_rounds_are_shown():
+    cut = dict(report(HEALTHY), sizes_cut=[256 << 20], budget_seconds=3.0, pair_rounds=3, pair_retests=1, pair_seconds=2.5)
+    cut["pairs"][2]["retested"] = True
+    grade = healthcheck_grade(cut)
+    assert grade["status"] == "degraded"
+    assert grade["reasons"] == ["all_reduce of 64 MiB took longer than the time budget (3.0 s); larger sizes left out: 256 MiB"]
+    assert any(line.startswith("node2-node3") and line.endswith("(measured again)") for line in grade["table"])
+    assert grade["table"][-1] == "pairs: 3 in 3 round(s) of pairs measured at the same time, 1 measured again alone; 2.5 s"
+    assert healthcheck_grade(cut, fail_below_gbps=5)["status"] == "fail"  # a failing grade stays failing
