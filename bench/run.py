@@ -3,7 +3,7 @@
 
 Each benchmark times ours against a baseline in the same run and compares the ratio with its
 target (docs/benchmarks/README.md says what each measures and what was learnt). Writes
-docs/benchmarks/results.md (a table), results.json and benchmarks.png. Needs root; boots and
+docs/benchmarks/results.md (a table), results.json, benchmarks.png and cost-model.md (bench/model.py). Needs root; boots and
 tears down sandboxes of up to 16 nodes; about 40 minutes on 2 cores.
 
     .venv/bin/python bench/run.py [--only scale,relaunch,bandwidth,cold] [--sizes 2,4,8,16] [--repeat 3]
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import bandwidth
 import cold
+import model
 import relaunch
 import report
 import scale
@@ -69,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         results = kept + results
     (out / "results.json").write_text(json.dumps({"run": run_info, "results": results}, indent=1) + "\n")
     report.write(out, run_info, results)
+    if any(r["key"] == "scale_converge" for r in results):
+        model.main(["--results", str(out / "results.json"), "--out", str(out / "cost-model.md")])
     for row in results:
         log("%-20s %s" % (row["key"], "met" if row["met"] else "MISSED") + (" (ratio %.2f, target %s)" % (row["ratio"], row["target"]) if row["ratio"] is not None else ""))
     log("wrote %s" % ", ".join(str(out / f) for f in ("results.md", "results.json", "benchmarks.png")))
