@@ -31,6 +31,13 @@ options:
         0.2 s of it, without a round trip per look. V(0) reads once.
     type: float
     default: 0
+  wait_for_end:
+    description:
+      - Up to this many seconds, look again every 0.2 s on the node until the run is over (the unit
+        no longer active or activating), then report. A launch that waits for the job learns that it
+        ended within 0.2 s, not at its next poll. Not with O(wait_for_workers). V(0) reads once.
+    type: float
+    default: 0
 extends_documentation_fragment:
   - onprem.torchrun.cluster.read_only
 """
@@ -205,21 +212,30 @@ def to_int(value):
         return 0
 
 
+def done_waiting(state, sub_state, workers, now, deadline, until_end):
+    """Whether to report now: the run is over, the time is up, or - waiting for workers, not for
+    the end - the agent has workers or waits for an automatic restart (it has none to wait for)."""
+    if state not in RUNNING or now >= deadline:
+        return True
+    return not until_end and (bool(workers) or sub_state == "auto-restart")
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(job=dict(type="str", required=True), log_lines=dict(type="int", default=5),
-                           wait_for_workers=dict(type="float", default=0)),
+                           wait_for_workers=dict(type="float", default=0), wait_for_end=dict(type="float", default=0)),
+        mutually_exclusive=[["wait_for_workers", "wait_for_end"]],
         supports_check_mode=True,
     )
     unit = "torchrun-%s.service" % module.params["job"]
-    deadline = time.monotonic() + module.params["wait_for_workers"]
+    until_end = module.params["wait_for_end"] > 0
+    deadline = time.monotonic() + max(module.params["wait_for_workers"], module.params["wait_for_end"])
     while True:
         props = show(module, unit)
         pid = to_int(props.get("MainPID"))
         state = props.get("ActiveState", "")
         workers = children(pid)
-        # A unit waiting to be restarted (auto-restart) has no workers to wait for.
-        if workers or state not in RUNNING or props.get("SubState") == "auto-restart" or time.monotonic() >= deadline:
+        if done_waiting(state, props.get("SubState", ""), workers, time.monotonic(), deadline, until_end):
             break
         time.sleep(0.2)
     module.exit_json(

@@ -71,3 +71,18 @@ def test_to_int_tolerates_systemd_blanks():
     assert job_info.to_int("17") == 17
     assert job_info.to_int("") == 0
     assert job_info.to_int("[not set]") == 0
+
+
+def test_job_info_reports_when_what_it_waits_for_happens():
+    done = job_info.done_waiting
+    # Waiting for workers: a joined agent, one waiting to restart, an ended run, or the time up.
+    assert not done("active", "running", [], now=1, deadline=5, until_end=False)
+    assert done("active", "running", [101], now=1, deadline=5, until_end=False)
+    assert done("activating", "auto-restart", [], now=1, deadline=5, until_end=False)
+    assert done("failed", "failed", [], now=1, deadline=5, until_end=False)
+    assert done("active", "running", [], now=5, deadline=5, until_end=False)
+    # Waiting for the end: workers or a pending restart are not the end; an inactive or failed unit is.
+    assert not done("active", "running", [101], now=1, deadline=5, until_end=True)
+    assert not done("activating", "auto-restart", [], now=1, deadline=5, until_end=True)
+    assert done("inactive", "dead", [], now=1, deadline=5, until_end=True)
+    assert done("active", "running", [101], now=5, deadline=5, until_end=True)
