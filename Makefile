@@ -84,7 +84,7 @@ unit: venv  ## Unit tests of plugins and tools (pytest)
 	pytest -q tests/unit
 
 integration: venv deps  ## Sandbox tests on real nodes (root; boots nodes); the slow ones are in test-slow
-	pytest -q -m "not slow" tests/integration
+	pytest -q --durations=15 -m "not slow" tests/integration
 
 molecule: venv deps  ## Molecule scenarios on the sandbox ($(SCENARIOS))
 	for s in $(SCENARIOS); do molecule test -s $$s || exit 1; done

@@ -346,9 +346,9 @@ def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and
         on(node, "install -d -o torchrun-train -g torchrun-train -m 0750 /srv/outputs")
     on("node1", "rm -f %s/*" % CHECKPOINTS)
     try:
-        for epochs, start in ((2, 0), (4, 2)):
+        for epochs, start, tags in ((2, 0, "pytorch,launcher"), (4, 2, "launcher")):  # the requirements once
             job = project_job(epochs, torchrun_write_paths=["/srv/outputs"], torchrun_env={"OUTPUTS": "/srv/outputs"})
-            logs = train_project(job, epochs, start, ["node1", "node2"])
+            logs = train_project(job, epochs, start, ["node1", "node2"], setup=("--tags", tags))
         # The copy is the project, root's, without its data folder.
         assert on("node2", "cd %s && find . -type f | sort" % copy).stdout.split() == [
             "./README.md", "./configs/train.cfg", "./requirements.txt", "./trainer/__init__.py", "./trainer/main.py", "./trainer/model.py"]
@@ -432,6 +432,7 @@ def test_jobs_on_a_node_keep_apart_each_as_its_own_user(cluster):
     ok(playbook("stop"))
 
 
+@pytest.mark.slow  # 25 s: make test-slow (the catalogue has both cases; the master port's on the sandbox)
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
