@@ -125,9 +125,10 @@ def markdown(results: dict, cores: int, forks: int, sample_rounds: int) -> str:
         "",
         "## Check against the measured sizes",
         "",
-        "Fitted on %s nodes, the controller CPU at %d nodes is predicted %.1f s; measured %.1f s (%+.0f %%)." % (
+        ("Fitted on %s nodes, the controller CPU at %d nodes is predicted %.1f s; measured %.1f s (%+.0f %%)." % (
             ", ".join(str(r["nodes"]) for r in rows[:-1]), largest["nodes"], predicted_cpu, largest["controller_cpu_s"],
-            100 * (predicted_cpu - largest["controller_cpu_s"]) / largest["controller_cpu_s"]),
+            100 * (predicted_cpu - largest["controller_cpu_s"]) / largest["controller_cpu_s"])
+         if len(rows) >= 3 else "No check: it needs three sizes or more (`make bench` runs 2, 4, 8 and 16 nodes)."),
         "",
         "## Projections",
         "",
