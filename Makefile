@@ -93,8 +93,8 @@ test-slow: venv deps  ## Slow scenarios, not in `make test`: crash and c10d reco
 	pytest -q -m slow tests/integration
 	molecule test -s cuda_toolkit
 
-gpu-check: venv  ## On a GPU host (root): GPU facts, driver, torch.cuda, NCCL all_reduce, with connection local
-	ansible-playbook playbooks/gpu_check.yml $(if $(PIP_INDEX),-e pytorch_index_url=$(PIP_INDEX))
+gpu-check: venv  ## On a GPU host (root): GPU facts, driver, torch.cuda, NCCL all_reduce; PYTORCH_ENV=<path> checks a preinstalled env as is
+	ansible-playbook playbooks/gpu_check.yml $(if $(PYTORCH_ENV),-e pytorch_venv_external=true -e torchrun_venv=$(PYTORCH_ENV),$(if $(PIP_INDEX),-e pytorch_index_url=$(PIP_INDEX)))
 
 bench: venv deps $(VENV)/.bench-installed  ## Benchmarks (bench/, ~40 min, boots up to 16 nodes): docs/benchmarks/results.md and .png; BENCH_ARGS="--only scale --sizes 2,4"
 	$(SANDBOX) wheelhouse -r sandbox/wheelhouse.txt

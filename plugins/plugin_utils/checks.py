@@ -259,7 +259,10 @@ def names_and_paths(c: Cluster) -> list[Problem]:
     for var in ("torchrun_venv", "torchrun_state_dir"):
         value = c.cluster(var)
         if value is not None:
-            found += _absolute_path(host, var, value)
+            bad = _absolute_path(host, var, value)
+            hidden = None if bad else _under(value, HIDDEN_FOLDERS)
+            found += bad + ([problem(host, var, "%s=%s lies under %s, which the job's hardened unit cannot see (ProtectHome, "
+                                                "PrivateTmp); put it under /opt or /srv" % (var, value, hidden))] if hidden else [])
     for arg in c.cluster("torchrun_script_args") or []:
         if CONTROL.search(arg):
             found.append(problem(host, "torchrun_script_args", "torchrun_script_args holds %s, with a line break or control "

@@ -376,8 +376,8 @@ def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and
         on("node1", "/opt/torchrun/venv/bin/pip uninstall --quiet --yes tabulate")
         text = " ".join(ok_not(playbook("launch", job)).split())
         for node in ("node1", "node2"):
-            assert "%s: /opt/torchrun/venv does not hold what %s/requirements.txt asks for (tabulate==0.9.0); run setup.yml" % (
-                node, project) in text, text[-3000:]
+            assert "%s: /opt/torchrun/venv does not hold what %s/requirements.txt asks for: tabulate==0.9.0 (not installed); run " \
+                   "setup.yml" % (node, project) in text, text[-3000:]
         for node in ("node1", "node2"):
             assert "Started torchrun-train" not in on(node, "journalctl -u %s --since @%s" % (UNIT, since)).stdout
     finally:
@@ -386,6 +386,19 @@ def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and
             on(node, "rm -rf /srv/outputs")
         install()
     assert on("node1", "test -e %s" % copy).returncode != 0  # the job without a project leaves no copy behind
+
+
+def test_a_sites_own_environment_is_checked_and_never_changed(cluster):
+    # pytorch_venv_external: the venv setup built stands in for a site image's environment.
+    before = on("node1", "find /opt/torchrun/venv -newer /opt/torchrun/venv/bin/python | wc -l").stdout
+    out = " ".join(ok(playbook("setup", {"pytorch_venv_external": True}, "--tags", "pytorch")).split())
+    assert "Install torch, Lightning" not in out and re.search(r"node1 : ok=\d+ changed=0 ", out), out[-3000:]
+    assert on("node1", "find /opt/torchrun/venv -newer /opt/torchrun/venv/bin/python | wc -l").stdout == before
+    proc = playbook("setup", {"pytorch_venv_external": True, "torchrun_venv": "/opt/site-env"}, "--tags", "pytorch")
+    text = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0
+    for node in ("node1", "node2"):
+        assert "%s: pytorch_venv_external=true but torchrun_venv=/opt/site-env has no bin/python or bin/torchrun" % node in text, text[-3000:]
 
 
 def test_a_second_job_gets_its_own_unit_and_ports(cluster):

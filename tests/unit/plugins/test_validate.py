@@ -336,3 +336,12 @@ def test_a_fixed_uid_is_free_on_every_node_or_already_the_job_users():
         "not renumber an account: set torchrun_uid=998, or stop the job and remove the account and its group (userdel "
         "torchrun-train) first"]
     assert messages({"torchrun_uid": 0}, facts={"node1": {"account": renumbered}, "node2": {"account": ours}}) == []
+
+
+def test_a_site_environment_the_unit_cannot_see_is_refused():
+    made, found = cluster({"torchrun_venv": "/home/ml/conda/envs/train", "pytorch_venv_external": True})
+    assert [p.message for p in found + checks.validate(made)] == [
+        "node1: torchrun_venv=/home/ml/conda/envs/train lies under /home, which the job's hardened unit cannot see (ProtectHome, "
+        "PrivateTmp); put it under /opt or /srv"]
+    made, found = cluster({"torchrun_venv": "/opt/conda/envs/train", "pytorch_venv_external": True})
+    assert found + checks.validate(made) == []
