@@ -61,25 +61,18 @@ _value:
       type: bool
 """
 
-import os
-
 from ansible.errors import AnsibleFilterError
 from ansible_collections.onprem.torchrun.plugins.plugin_utils import requirements
 
 
 def project_requirements(project, file):
     """Return what ``file`` of the project folder ``project`` installs (see DOCUMENTATION)."""
-    nothing = {"path": "", "names": [], "specifiers": [], "unpinned": [], "hashed": False}
-    project, file = str(project or ""), str(file or "")
-    if not project or not file:
-        return nothing
-    path = os.path.join(project, file)
-    if not os.path.isfile(path):
-        if file == requirements.CONVENTIONAL:
-            return nothing
-        raise AnsibleFilterError("project_requirements: %s is not a file on the controller" % path)
-    with open(path, encoding="utf-8") as handle:
-        found = requirements.parse(handle.read())
+    try:
+        path, found = requirements.read(str(project or ""), str(file or ""))
+    except FileNotFoundError as error:
+        raise AnsibleFilterError("project_requirements: %s is not a file on the controller" % error) from error
+    if found is None:
+        return {"path": "", "names": [], "specifiers": [], "unpinned": [], "hashed": False}
     if found.problems:
         raise AnsibleFilterError("project_requirements: %s: %s" % (path, "; ".join(found.problems)))
     return {"path": path, "names": found.names, "specifiers": found.specifiers or [], "unpinned": found.unpinned,

@@ -315,23 +315,18 @@ def _project(c: Cluster) -> list[Problem]:
 def _project_requirements(folder: str, name: str) -> list[Problem]:
     """torchrun_project_requirements: one file of the project, installable the same way on every node."""
     var = "torchrun_project_requirements"
-    if not name:
-        return []
-    path = os.path.join(folder, name)
     if name.startswith("/") or "/../" in "/" + name + "/" or CONTROL.search(name):
         return [Problem("controller", var, "controller: %s=%s must be a path inside torchrun_project_dir=%s, relative to it"
                         % (var, shown(name), folder))]
-    if not os.path.isfile(path):
-        if name == requirements.CONVENTIONAL:
-            return []
+    try:
+        path, found = requirements.read(folder, name)
+    except FileNotFoundError:
         return [Problem("controller", var, "controller: %s=%s is not a file inside torchrun_project_dir=%s; give the project's "
                                            "requirements file relative to it, or an empty value to install none" % (var, name, folder))]
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
     except (OSError, UnicodeDecodeError) as error:
-        return [Problem("controller", var, "controller: %s=%s cannot be read (%s); make it a readable UTF-8 file" % (var, path, error))]
-    return [Problem("controller", var, "controller: %s=%s: %s" % (var, path, message)) for message in requirements.parse(text).problems]
+        return [Problem("controller", var, "controller: %s=%s cannot be read (%s); make it a readable UTF-8 file"
+                        % (var, os.path.join(folder, name), error))]
+    return [Problem("controller", var, "controller: %s=%s: %s" % (var, path, message)) for message in (found.problems if found else [])]
 
 
 def _script(c: Cluster) -> list[Problem]:

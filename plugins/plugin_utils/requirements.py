@@ -13,6 +13,7 @@ check mode and a second run compare exactly); a file with hashes or markers is i
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -121,3 +122,18 @@ def parse(text: str) -> Requirements:
     if not plain:
         result.specifiers = None
     return result
+
+
+def read(project: str, name: str) -> tuple[str, Requirements | None]:
+    """The file ``name`` of the project folder ``project`` and what it asks for; ("", None) when there is
+    nothing to install (no project, no name, or no conventional file). FileNotFoundError for another
+    name that is not a file; OSError or UnicodeDecodeError when it cannot be read."""
+    if not project or not name:
+        return "", None
+    path = os.path.join(project, name)
+    if not os.path.isfile(path):
+        if name == CONVENTIONAL:
+            return "", None
+        raise FileNotFoundError(path)
+    with open(path, encoding="utf-8") as handle:
+        return path, parse(handle.read())
