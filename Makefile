@@ -87,7 +87,12 @@ integration: venv deps  ## Sandbox tests on real nodes (root; boots nodes); the 
 	pytest -q --durations=15 -m "not slow" tests/integration
 
 molecule: venv deps  ## Molecule scenarios on the sandbox ($(SCENARIOS))
-	for s in $(SCENARIOS); do molecule test -s $$s || exit 1; done
+	@mkdir -p build
+	@# A failing verifier's summary is printed again last, where CI's tail of the output shows it.
+	for s in $(SCENARIOS); do \
+	  PYTEST_ADDOPTS="-rfE --tb=short" molecule test -s $$s 2>&1 | tee build/molecule-$$s.log \
+	    || { sed -n '/= \(FAILURES\|ERRORS\) =/,/ in [0-9.]*s/p' build/molecule-$$s.log | tail -80; exit 1; }; \
+	done
 
 test-slow: venv deps  ## Slow scenarios, not in `make test`: crash and c10d recovery with resume, a power cut, relaunch edge cases (~9 min), the CUDA toolkit from Debian non-free (~2.5 GB)
 	pytest -q -m slow tests/integration
