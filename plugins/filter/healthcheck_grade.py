@@ -18,6 +18,9 @@ description:
   - A slow pair is blamed on a node when every pair with that node is slow and no other node
     explains it (three nodes or more); otherwise the pair's link is named.
   - A threshold of 0 turns that check off.
+  - With NCCL the report says which network each node's processes used (C(transport)); C(fail)
+    when the check expected RDMA (C(transport_expected=rdma), C(torchrun_fabric) of C(rdma) or
+    C(auto) with RDMA ports found) and a node used sockets or did not say.
 options:
   _input:
     description: The report, as the health check writes it.
@@ -83,6 +86,11 @@ def human(nbytes):
     return "%d B" % nbytes
 
 
+def rdma(network):
+    """Whether NCCL's network is an RDMA one: IB (InfiniBand and RoCE) or a plugin's, not its sockets."""
+    return network not in ("", "unknown") and "Socket" not in network
+
+
 def slow_pairs(pairs, ratio):
     best = max((p["busbw_gbps"] for p in pairs), default=0.0)
     if ratio <= 0 or best <= 0:
@@ -132,6 +140,14 @@ def healthcheck_grade(report, fail_below_gbps=0, degraded_below_gbps=0, pair_rat
                            % ("-".join(pair["nodes"]), pair["busbw_gbps"], pair_ratio, best))
     if slow and status == "pass":
         status = "degraded"
+    transport = report.get("transport") or {}
+    if report.get("transport_expected") == "rdma":
+        for node, entry in sorted(transport.items()):
+            if not rdma(entry["network"]):
+                status = "fail"
+                reasons.append("%s: NCCL used %s%s where RDMA ports are active (torchrun_fabric); its NCCL_IB_HCA, the "
+                               "memlock limit or /dev/infiniband in the unit is wrong; the health check's journal has NCCL's own words"
+                               % (node, entry["network"], " (%s)" % ", ".join(entry["devices"]) if entry["devices"] else ""))
     rows = [["all_reduce", "processes", "time (us)", "algbw (GB/s)", "busbw (GB/s)"]]
     rows += [[human(s["bytes"]), str(report["world_size"]), "%.1f" % s["time_us"], "%.3f" % s["algbw_gbps"],
               "%.3f" % s["busbw_gbps"]] for s in report["sizes"]]
@@ -147,6 +163,11 @@ def healthcheck_grade(report, fail_below_gbps=0, degraded_below_gbps=0, pair_rat
         if "pair_rounds" in report:
             table.append("pairs: %d in %d round(s) of pairs measured at the same time, %d measured again alone; %.1f s"
                          % (len(pairs), report["pair_rounds"], report.get("pair_retests", 0), report.get("pair_seconds", 0.0)))
+    if transport:
+        trows = [["node", "network", "devices", "paths"]]
+        trows += [[node, entry["network"], ", ".join(entry["devices"]) or "-", ", ".join(entry["paths"]) or "-"]
+                  for node, entry in sorted(transport.items())]
+        table += [""] + aligned(trows)
     return {"status": status, "reasons": reasons, "suspects": named, "slow_pairs": ["-".join(p["nodes"]) for p in slow],
             "busbw_gbps": busbw, "table": table}
 

@@ -96,6 +96,16 @@ nvswitches:
   returned: always
   type: int
   sample: 6
+fabric:
+  description:
+    - The RDMA devices of /sys/class/infiniband (InfiniBand and RoCE), each with its network interfaces and ports
+      (state, physical state, rate, link layer, and the IPv4 RoCE v2 GIDs with their index and interface), and the
+      character devices under /dev/infiniband. Empty lists on a node without RDMA.
+  returned: always
+  type: dict
+  sample: {"devices": [{"name": "mlx5_0", "netdevs": ["ib0"], "ports": [{"port": 1, "state": "ACTIVE",
+           "phys_state": "LinkUp", "rate": "200 Gb/sec (4X HDR)", "link_layer": "InfiniBand", "roce_v2": []}]}],
+           "char_devices": ["/dev/infiniband/rdma_cm", "/dev/infiniband/uverbs0"]}
 preset:
   description: Each watched variable that is pre-set, with where and its value.
   returned: always
@@ -177,7 +187,7 @@ import pwd
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.onprem.torchrun.plugins.module_utils import ports, project
+from ansible_collections.onprem.torchrun.plugins.module_utils import fabric, ports, project
 from ansible_collections.onprem.torchrun.plugins.module_utils.contract import RANK_VARIABLES
 
 LISTEN = "0A"
@@ -502,6 +512,7 @@ def main() -> None:
         listeners=listeners(),
         gpus=gpu_count(),
         nvswitches=pci_count(NVSWITCH_CLASSES),
+        fabric=fabric.read(),
         preset=preset(module.params["names"], manager, etc_environment),
         path_exists=not path or os.path.isfile(path),
         folders={folder: folder_access(folder, module.params["user"]) for folder in module.params["folders"]},

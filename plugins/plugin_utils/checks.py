@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable
 from ansible.module_utils.common.validation import check_type_bool, check_type_int
 from ansible.template import trust_as_template
 from ansible_collections.onprem.torchrun.plugins.module_utils import contract
+from ansible_collections.onprem.torchrun.plugins.module_utils import fabric as fabric_model
 from ansible_collections.onprem.torchrun.plugins.module_utils import ports as port_model
 from ansible_collections.onprem.torchrun.plugins.plugin_utils import requirements
 
@@ -53,7 +54,7 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 HIDDEN_FOLDERS = ("/root", "/home", "/tmp", "/var/tmp", "/run/user")
 BACKENDS = ("auto", "nftables", "firewalld", "ufw", "none")
 # Settings every node of the group must share; anything else may differ per host.
-PER_HOST = {"torchrun_address", "torchrun_nproc_per_node", "torchrun_gpus"}
+PER_HOST = {"torchrun_address", "torchrun_nproc_per_node", "torchrun_gpus", "torchrun_fabric_hcas"}
 CLUSTER_WIDE_PREFIXES = ("torchrun_", "launcher_", "healthcheck_", "connectivity_")
 CLUSTER_WIDE = {"pytorch_torch_version", "pytorch_lightning_version", "pytorch_requirements", "pytorch_tools",
                 "firewall_peers"}
@@ -1036,9 +1037,34 @@ def shared_storage(c: Cluster) -> list[Problem]:
     return found
 
 
+def fabric(c: Cluster) -> list[Problem]:
+    """The RDMA ports NCCL is to use (torchrun_fabric, torchrun_fabric_hcas): names on the controller;
+    with node facts, each node's ports (fabric.nccl_plan) and the odd node out among them."""
+    found = []
+    for host in c.hosts:
+        for name in c.get(host, "torchrun_fabric_hcas") or []:
+            if not fabric_model.HCA.match(str(name)):
+                found.append(problem(host, "torchrun_fabric_hcas", "torchrun_fabric_hcas has %s, which is not an RDMA device name with an "
+                                                                   "optional port (mlx5_0, mlx5_0:1; see ls /sys/class/infiniband)" % shown(name)))
+    if found or c.facts is None:
+        return found
+    mode = c.cluster("torchrun_fabric", "auto")
+    plans = {}
+    for host in c.hosts:
+        facts = c.node_facts(host)
+        if facts is None or "fabric" not in facts:
+            continue
+        plans[host] = fabric_model.nccl_plan(facts["fabric"], mode, c.get(host, "torchrun_fabric_hcas") or [], c.addresses.get(host, ""))
+        found += [problem(host, "torchrun_fabric", text) for text in plans[host]["problems"]]
+    if mode != "socket":
+        found += [problem(host, "torchrun_fabric", text + "; make the nodes alike, narrow torchrun_fabric_hcas, or set torchrun_fabric=socket")
+                  for host, text in sorted(fabric_model.cluster_problems(plans).items())]
+    return found
+
+
 AREAS: tuple[Callable[[Cluster], list[Problem]], ...] = (
     names_and_paths, consistency, ports, addresses, processes, rendezvous, accounts, firewall, stack_sources, declared_paths,
-    shared_storage,
+    shared_storage, fabric,
 )
 
 

@@ -25,11 +25,15 @@ Bandwidths are in GB/s (10^9 bytes per second), as nccl-tests prints them. The s
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import random
+import re
+import shutil
 import socket
 import sys
+import tempfile
 import time
 
 FLOAT_BYTES = 4
@@ -50,6 +54,7 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=-1, help="the sampled rounds' seed; -1 picks one (reported)")
     parser.add_argument("--backend", choices=["auto", "gloo", "nccl"], default="auto")
     parser.add_argument("--output", default="", help="JSON report (rank 0); empty prints it")
+    parser.add_argument("--expect-rdma", action="store_true", help="NCCL must use an RDMA network (IB or RoCE), not sockets")
     return parser.parse_args(argv)
 
 
@@ -114,6 +119,47 @@ def retests(slow, measured, fastest, sampled):
                 if pair is not None and pair not in measured and pair not in found:
                     found.append(pair)
     return found
+
+
+NCCL_NETWORK = re.compile(r"NCCL INFO Using network (\S+)")
+NCCL_DEVICES = re.compile(r"NCCL INFO NET/(\S+) ?: Using (.*?) *(?:;|$)", re.M)
+NCCL_PATH = re.compile(r"NCCL INFO Channel \d+(?:/\d+)? : .* via (\S+)")
+
+
+def nccl_logging(folder):
+    """The environment that makes NCCL write, to a file per process in folder, which network and
+    devices it chose (NCCL_DEBUG_SUBSYS=INIT,NET) and how each channel connects."""
+    return {"NCCL_DEBUG": "INFO", "NCCL_DEBUG_SUBSYS": "INIT,NET", "NCCL_DEBUG_FILE": os.path.join(folder, "nccl.%h.%p.log")}
+
+
+def transport(text):
+    """What one process's NCCL INFO lines say it used: the network (IB, Socket, a plugin's name, or
+    'unknown'), the devices of that network (mlx5_0:1/IB, eth0:10.0.0.1<0>) and the channels' paths
+    (NET/IB/0/GDRDMA, P2P/CUMEM/read, SHM/direct/direct), each once in the order seen."""
+    networks = NCCL_NETWORK.findall(text)
+    network = networks[-1] if networks else "unknown"
+    devices, paths = [], []
+    for name, listed in NCCL_DEVICES.findall(text):
+        if name.rstrip() == network:
+            # "[0]mlx5_0:1/IB [1]mlx5_1:1/IB [RO]": the numbered entries; [RO] (relaxed ordering) is a flag.
+            devices += [device for device in re.findall(r"\[\d+\](\S+)", listed) if device not in devices]
+    for path in NCCL_PATH.findall(text):
+        if path not in paths:
+            paths.append(path)
+    return {"network": network, "devices": devices, "paths": paths}
+
+
+def merged(found):
+    """The transports of a node's processes as one: networks joined, devices and paths united."""
+    networks = sorted({entry["network"] for entry in found})
+    return {"network": "/".join(networks), "devices": sorted({d for entry in found for d in entry["devices"]}),
+            "paths": sorted({p for entry in found for p in entry["paths"]})}
+
+
+def transport_line(node, entry):
+    """One line of the health check's output: the node, its network and devices, the channels' paths."""
+    return "transport %s: %s%s%s" % (node, entry["network"], " (%s)" % ", ".join(entry["devices"]) if entry["devices"] else "",
+                                     " via " + ", ".join(entry["paths"]) if entry["paths"] else "")
 
 
 def bus_factor(n):
@@ -191,6 +237,26 @@ def measure_pairs(args, leaders, rank, device):
     return rows, {"pair_rounds": len(rounds), "pair_retests": len(again), "pair_seconds": round(time.perf_counter() - start, 3)}
 
 
+def transports(folder, expect_rdma, world):
+    """Every node's NCCL transport (after the world's communicator is made): read from this process's
+    log, gathered, printed by rank 0; the folder is removed."""
+    text = ""
+    for path in glob.glob(os.path.join(folder, "*")):
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text += handle.read()
+    shutil.rmtree(folder, ignore_errors=True)
+    everyone = [None] * world
+    dist.all_gather_object(everyone, (socket.gethostname(), transport(text)))
+    nodes = {}
+    for host, entry in everyone:
+        nodes.setdefault(host, []).append(entry)
+    found = {host: merged(entries) for host, entries in sorted(nodes.items())}
+    if dist.get_rank() == 0:
+        for host, entry in found.items():
+            print(transport_line(host, entry), flush=True)
+    return {"transport": found, "transport_expected": "rdma" if expect_rdma else "any"}
+
+
 def main(argv=None):
     global torch, dist  # pylint: disable=global-statement
     import torch  # pylint: disable=import-outside-toplevel,redefined-outer-name
@@ -201,9 +267,12 @@ def main(argv=None):
     if backend == "auto":
         backend = "nccl" if torch.cuda.is_available() else "gloo"
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    nccl_folder = None
     if backend == "nccl":
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
+        nccl_folder = tempfile.mkdtemp(prefix="nccl-")  # read back below: which network NCCL chose
+        os.environ.update(nccl_logging(nccl_folder))
     else:
         device = torch.device("cpu")
     dist.init_process_group(backend)
@@ -232,6 +301,9 @@ def main(argv=None):
         if pace > args.budget:  # one all_reduce took longer than a whole measurement may: larger ones are left out
             report["sizes_cut"] = wanted[index + 1:]
             break
+
+    if nccl_folder:
+        report.update(transports(nccl_folder, args.expect_rdma, world))
 
     if args.pairs and len(leaders) > 1:
         report["pairs"], phase = measure_pairs(args, leaders, rank, device)

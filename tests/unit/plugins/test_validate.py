@@ -32,7 +32,7 @@ GROUP_VARS["sandbox_wheelhouse_url"] = "http://198.18.0.1:3143/"
 # What node_probe reads on a fresh sandbox node.
 HEALTHY_NODE = {
     "listeners": [{"port": 22, "address": "0.0.0.0", "process": "sshd", "pid": 100, "unit": "ssh.service"}],
-    "gpus": 0, "preset": [], "path_exists": True, "firewall_active": [], "nft_tables": [], "nft_own_tables": [], "jobs": [],
+    "gpus": 0, "fabric": {"devices": [], "char_devices": []}, "preset": [], "path_exists": True, "firewall_active": [], "nft_tables": [], "nft_own_tables": [], "jobs": [],
     "account": {"name": "torchrun", "exists": False, "uid": None, "home": "", "ours": False, "group_exists": False},
 }
 

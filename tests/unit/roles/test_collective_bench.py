@@ -58,3 +58,35 @@ def test_a_slow_pair_is_measured_again_and_in_a_sample_each_node_against_the_fas
 def test_sizes_grow_by_four_up_to_the_largest():
     assert bench.sizes(1 << 20, 64 << 20) == [1 << 20, 4 << 20, 16 << 20, 64 << 20]
     assert bench.sizes(1 << 20, 5 << 20) == [1 << 20, 4 << 20, 5 << 20]
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "nccl"
+
+
+@pytest.mark.parametrize("log, network, devices, paths", [
+    ("ib.log", "IB", ["mlx5_0:1/IB", "mlx5_1:1/IB", "mlx5_2:1/IB", "mlx5_3:1/IB"],
+     ["NET/IB/0/GDRDMA", "P2P/CUMEM/read", "NET/IB/1/GDRDMA"]),
+    ("roce.log", "IB", ["mlx5_0:1/RoCE", "mlx5_1:1/RoCE"], ["NET/IB/0"]),
+    # NCCL 2.28 on an H200 VM without HCAs: IB lists no device ("Using [RO]") and sockets win.
+    ("h200_vm_socket.log", "Socket", ["eth0:192.0.2.2<0>"], []),
+    ("socket.log", "Socket", ["eth0:10.0.0.3<0>", "eth1:10.1.0.3<0>"], ["NET/Socket/0", "SHM/direct/direct"]),
+])
+def test_the_transport_is_read_from_nccls_info_lines(log, network, devices, paths):
+    found = bench.transport((FIXTURES / log).read_text())
+    assert found == {"network": network, "devices": devices, "paths": paths}
+
+
+def test_a_log_without_ncclss_lines_says_unknown():
+    assert bench.transport("NCCL WARN something\n") == {"network": "unknown", "devices": [], "paths": []}
+
+
+def test_a_nodes_processes_are_merged_and_printed_on_one_line():
+    entry = bench.merged([bench.transport((FIXTURES / "roce.log").read_text()), bench.transport((FIXTURES / "ib.log").read_text())])
+    assert entry["network"] == "IB" and "mlx5_3:1/IB" in entry["devices"] and "mlx5_0:1/RoCE" in entry["devices"]
+    line = bench.transport_line("gpu07", bench.transport((FIXTURES / "roce.log").read_text()))
+    assert line == "transport gpu07: IB (mlx5_0:1/RoCE, mlx5_1:1/RoCE) via NET/IB/0"
+
+
+def test_the_logging_environment_writes_a_file_per_process():
+    env = bench.nccl_logging("/tmp/x")
+    assert env == {"NCCL_DEBUG": "INFO", "NCCL_DEBUG_SUBSYS": "INIT,NET", "NCCL_DEBUG_FILE": "/tmp/x/nccl.%h.%p.log"}

@@ -62,3 +62,24 @@ def test_sizes_left_out_for_the_time_budget_grade_degraded_and_the_rounds_are_sh
     assert any(line.startswith("node2-node3") and line.endswith("(measured again)") for line in grade["table"])
     assert grade["table"][-1] == "pairs: 3 in 3 round(s) of pairs measured at the same time, 1 measured again alone; 2.5 s"
     assert healthcheck_grade(cut, fail_below_gbps=5)["status"] == "fail"  # a failing grade stays failing
+
+
+IB = {"network": "IB", "devices": ["mlx5_0:1/RoCE"], "paths": ["NET/IB/0"]}
+SOCKET = {"network": "Socket", "devices": ["eth0:10.0.0.2<0>"], "paths": ["NET/Socket/0"]}
+
+
+def test_sockets_where_rdma_is_expected_fail_the_node_by_name():
+    found = dict(report(HEALTHY), transport={"node1": IB, "node2": SOCKET, "node3": IB}, transport_expected="rdma")
+    grade = healthcheck_grade(found)
+    assert grade["status"] == "fail"
+    assert grade["reasons"] == [grade["reasons"][0]] and grade["reasons"][0].startswith(
+        "node2: NCCL used Socket (eth0:10.0.0.2<0>) where RDMA ports are active (torchrun_fabric)")
+    assert " ".join(grade["table"][-4].split()) == "node network devices paths"
+    assert " ".join(grade["table"][-2].split()) == "node2 Socket eth0:10.0.0.2<0> NET/Socket/0"
+
+
+def test_sockets_pass_where_no_rdma_is_expected_and_an_unknown_network_fails_where_it_is():
+    assert healthcheck_grade(dict(report(HEALTHY), transport={"node1": SOCKET}, transport_expected="any"))["status"] == "pass"
+    unknown = {"network": "unknown", "devices": [], "paths": []}
+    grade = healthcheck_grade(dict(report(HEALTHY), transport={"node1": IB, "node2": unknown}, transport_expected="rdma"))
+    assert grade["status"] == "fail" and grade["reasons"][0].startswith("node2: NCCL used unknown where")
