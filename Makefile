@@ -94,7 +94,7 @@ molecule: venv deps  ## Molecule scenarios on the sandbox ($(SCENARIOS))
 	    || { sed -n '/= \(FAILURES\|ERRORS\) =/,/ in [0-9.]*s/p' build/molecule-$$s.log | tail -80; exit 1; }; \
 	done
 
-test-slow: venv deps  ## Slow scenarios, not in `make test`: crash and c10d recovery with resume, a power cut, relaunch edge cases (~9 min), the CUDA toolkit from Debian non-free (~2.5 GB)
+test-slow: venv deps  ## Slow scenarios, not in `make test`: crash and c10d recovery with resume, a power cut, relaunch edge cases, a hung rank named from its stack (~10 min), the CUDA toolkit from Debian non-free (~2.5 GB)
 	pytest -q -m slow tests/integration
 	molecule test -s cuda_toolkit
 

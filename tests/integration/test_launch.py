@@ -619,6 +619,120 @@ def test_a_launch_that_fails_on_one_node_stops_the_job_everywhere(cluster):
         on("node2", "chmod a+x /opt/torchrun/venv/bin/torchrun")
 
 
+# The sandbox has no RDMA hardware: a node gets the sysfs tree of an InfiniBand node (two ACTIVE
+# HDR ports, mlx5_0:1 and mlx5_1:1, and a DOWN one, mlx5_2:1, laid out as the kernel's
+# /sys/class/infiniband) mounted over its /sys/class, beside its own entries, and the character
+# devices of /dev/infiniband. Everything else is real: node_probe reads the tree, systemd loads the
+# unit's drop-in, systemctl show reports its properties.
+INFINIBAND = r"""
+set -e
+mkdir -p /run/sysclass
+mountpoint -q /run/sysclass || mount -t tmpfs -o mode=755 sysclass /run/sysclass
+cp -a /sys/class/. /run/sysclass/ 2>/dev/null || true
+for dev in mlx5_0:4:ACTIVE mlx5_1:4:ACTIVE mlx5_2:1:DOWN; do
+  name=${dev%%:*}; state=${dev#*:}; p=/run/sysclass/infiniband/$name/ports/1
+  mkdir -p $p/gids $p/gid_attrs/types $p/gid_attrs/ndevs /run/sysclass/infiniband/$name/device/net
+  echo "${state%%:*}: ${state#*:}" > $p/state; echo "5: LinkUp" > $p/phys_state
+  echo "200 Gb/sec (4X HDR)" > $p/rate; echo InfiniBand > $p/link_layer
+  echo fe80:0000:0000:0000:0e42:a1ff:fe3c:5d10 > $p/gids/0
+done
+mountpoint -q /sys/class/infiniband 2>/dev/null || mount --bind /run/sysclass /sys/class
+mkdir -p /dev/infiniband
+for n in uverbs0:231:192 uverbs1:231:193 rdma_cm:10:58; do
+  f=/dev/infiniband/${n%%:*}; rest=${n#*:}; [ -e $f ] || mknod $f c ${rest%%:*} ${rest#*:}
+done
+"""
+FABRIC_ENV = "/etc/torchrun/train.fabric.env"
+FABRIC_DROPIN = "/etc/systemd/system/%s.d/fabric.conf" % UNIT
+
+
+@pytest.fixture()
+def infiniband(cluster):
+    for node in ("node1", "node2"):
+        done = on(node, INFINIBAND)
+        assert done.returncode == 0, done.stderr
+    try:
+        yield
+    finally:
+        for node in ("node1", "node2"):
+            on(node, "umount /sys/class; umount /run/sysclass; rm -rf /dev/infiniband")
+        install()
+
+
+def recap_changed(out, node="node1"):
+    return int(re.search(r"^%s\s+: ok=\d+\s+changed=(\d+)" % node, out, re.M).group(1))
+
+
+def read_file(node, path):
+    found = on(node, "cat %s" % path)
+    return found.stdout if found.returncode == 0 else None
+
+
+def test_rdma_ports_open_the_unit_to_them_and_socket_closes_it_again(infiniband):
+    install()
+    for node in ("node1", "node2"):
+        assert prop(node, "LimitMEMLOCK") == "infinity"
+        allowed = prop(node, "DeviceAllow")
+        for device in ("/dev/infiniband/rdma_cm rw", "/dev/infiniband/uverbs0 rw", "/dev/infiniband/uverbs1 rw"):
+            assert device in allowed, allowed
+        env = read_file(node, FABRIC_ENV)
+        assert "NCCL_IB_HCA==mlx5_0:1,mlx5_1:1\n" in env, env  # exact names; the DOWN port left out
+        assert "RDMA ports mlx5_0:1, mlx5_1:1 (InfiniBand, 200 Gb/sec (4X HDR))" in env
+    assert recap_changed(install()) == 0  # idempotent
+
+    narrowed = install({"torchrun_fabric_hcas": ["mlx5_1"]})
+    assert "NCCL_IB_HCA==mlx5_1:1\n" in read_file("node2", FABRIC_ENV) and recap_changed(narrowed, "node2") > 0
+
+    install({"torchrun_fabric": "socket"})
+    assert read_file("node1", FABRIC_DROPIN) is None
+    assert prop("node1", "LimitMEMLOCK") != "infinity" and "infiniband" not in prop("node1", "DeviceAllow")
+    assert "NCCL_IB_DISABLE=1\n" in read_file("node1", FABRIC_ENV) and "NCCL_IB_HCA" not in read_file("node1", FABRIC_ENV)
+
+    proc = playbook("setup", {"torchrun_fabric": "rdma", "torchrun_fabric_hcas": ["mlx5_2"]}, "--tags", "launcher")
+    out = " ".join(ok_not(proc).split())
+    assert ("node1: torchrun_fabric=rdma but the node has no ACTIVE RDMA port among torchrun_fabric_hcas=mlx5_2 "
+            "(mlx5_0:1 ACTIVE, mlx5_1:1 ACTIVE, mlx5_2:1 DOWN)") in out, out[-3000:]
+    assert "NCCL_IB_DISABLE=1\n" in read_file("node1", FABRIC_ENV)  # refused before any change
+
+
+@pytest.mark.slow  # 40 s: make test-slow
+def test_a_hung_rank_is_named_from_every_ranks_stack(cluster, tmp_path):
+    # Global rank 3 (node2) stops in its own code at the end of an epoch; the other ranks go on into
+    # the next collective and wait there. stacks.yml reads every rank's stack and names rank 3.
+    stalled = {"torchrun_script_args": ["--epochs", "300", "--sleep-per-epoch", "0.5", "--stall-rank", "3"], "job_wait": False}
+    install(stalled)
+    try:
+        ok(playbook("launch", stalled))
+        assert wait_for(lambda: "rank 3 stalls" in current_log("node2"), 120) is not None
+        time.sleep(3)  # the others reach the next collective
+        out = " ".join(ok(playbook("stacks", dict(stalled, job_logs_dir=str(tmp_path)))).split())
+        assert "rank 3 (node2) is the one the others wait for: at lightning_synthetic.py:" in out, out[-3000:]
+        assert "ranks 0, 1, 2 wait in " in out, out[-3000:]
+        assert sorted(p.name for p in tmp_path.glob("train-stack-rank*")) == ["train-stack-rank%d-node%d.txt" % (r, r // 2 + 1)
+                                                                                for r in range(4)]
+    finally:
+        for node in ("node1", "node2"):  # a stalled rank would hold a graceful stop until its timeout
+            on(node, "systemctl kill -s KILL %s; systemctl stop %s; systemctl reset-failed %s" % (UNIT, UNIT, UNIT))
+        install()
+
+
+def test_a_join_timeout_names_the_node_that_never_joined(cluster):
+    # node2's unit is stopped the moment it becomes active, long before its agent has imported torch:
+    # node1's agent waits in the rendezvous, node2's is gone. The launch names node2, not node1.
+    on("node2", "systemd-run --unit=verify-stopper --collect -p RuntimeMaxSec=60 /bin/sh -c "
+                "'until systemctl -q is-active %s; do sleep 0.05; done; systemctl stop %s'" % (UNIT, UNIT))
+    try:
+        proc = playbook("launch", {"job_wait": False, "job_join_timeout": 15})
+        out = " ".join((proc.stdout + proc.stderr).split())
+        assert proc.returncode != 0
+        assert "launch failed: node2 never joined (its unit ended: inactive/dead, result success); node1 waited for it" in out, out[-3000:]
+        assert "node1 did not join" not in out
+        for node in ("node1", "node2"):
+            assert prop(node, "ActiveState") in ("inactive", "failed"), node
+    finally:
+        on("node2", "systemctl stop verify-stopper")
+
+
 @pytest.mark.slow  # 60 s: make test-slow
 def test_a_relaunch_after_a_settings_change_restarts_with_the_new_settings(cluster):
     launch_and_join()

@@ -136,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--collective-timeout", type=int, default=int(os.environ.get("TORCHRUN_COLLECTIVE_TIMEOUT", "1800")),
                         help="seconds a collective waits for a peer before the job fails (default $TORCHRUN_COLLECTIVE_TIMEOUT)")
     parser.add_argument("--sleep-per-epoch", type=float, default=0.0, help="slow the job down (tests)")
+    parser.add_argument("--stall-rank", type=int, default=-1,
+                        help="this global rank stops at the end of epoch 1 for good while the others go on (tests: a hang)")
     args = parser.parse_args(argv)
 
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
@@ -158,6 +160,14 @@ def main(argv: list[str] | None = None) -> int:
             def on_train_epoch_end(self, trainer, pl_module):
                 time.sleep(args.sleep_per_epoch)
         callbacks.append(Sleep())
+    if args.stall_rank >= 0:
+        class Stall(Callback):
+            def on_train_epoch_end(self, trainer, pl_module):
+                if trainer.global_rank == args.stall_rank and trainer.current_epoch >= 1:
+                    log("rank %d stalls (--stall-rank)" % args.stall_rank)
+                    while True:
+                        time.sleep(60)
+        callbacks.append(Stall())
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=local_world,

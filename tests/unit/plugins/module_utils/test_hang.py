@@ -1,0 +1,94 @@
+"""Naming the rank a hung job waits for: py-spy dumps in the format py-spy prints, and flight
+recorder dumps shaped as PyTorch writes them (a pickled dict of entries), read as plain data only."""
+
+import base64
+import pickle
+
+import pytest
+from ansible_collections.onprem.torchrun.plugins.filter.hang_report import hang_report
+from ansible_collections.onprem.torchrun.plugins.module_utils import hang
+
+WAITING = '''Process 4242: /opt/torchrun/venv/bin/python3 -u /opt/torchrun/jobs/train/lightning_synthetic.py --epochs 300
+Python v3.11.2 (/usr/bin/python3.11)
+
+Thread 4242 (idle): "MainThread"
+    all_reduce (torch/distributed/distributed_c10d.py:2806)
+    wrapper (torch/distributed/c10d_logger.py:81)
+    reduce (lightning/pytorch/strategies/ddp.py:330)
+    training_step (lightning_synthetic.py:98)
+    run (lightning/pytorch/loops/fit_loop.py:216)
+    <module> (lightning_synthetic.py:170)
+Thread 4260 (idle): "Thread-2 (_pin_memory_loop)"
+    wait (threading.py:331)
+'''
+SLEEPING = '''Process 4301: /opt/torchrun/venv/bin/python3 -u /opt/torchrun/jobs/train/lightning_synthetic.py --epochs 300
+Python v3.11.2 (/usr/bin/python3.11)
+
+Thread 4301 (idle): "MainThread"
+    on_train_epoch_end (/opt/torchrun/jobs/train/lightning_synthetic.py:159)
+    _call_callback_hooks (/opt/torchrun/venv/lib/python3.11/site-packages/lightning/pytorch/trainer/call.py:227)
+    <module> (/opt/torchrun/jobs/train/lightning_synthetic.py:170)
+'''
+BACKWARD = '''Thread 77 (active): "MainThread"
+    _engine_run_backward (torch/autograd/graph.py:823)
+    backward (torch/autograd/__init__.py:347)
+    main (train.py:61)
+'''
+
+
+def test_where_each_worker_is():
+    assert hang.where(WAITING) == {"state": "collective", "at": "all_reduce"}
+    assert hang.where(SLEEPING) == {"state": "code", "at": "lightning_synthetic.py:159 in on_train_epoch_end"}
+    assert hang.where(BACKWARD) == {"state": "backward", "at": "backward (DDP's gradient all_reduce)"}
+    assert hang.where("Error: Failed to suspend process\n")["state"] == "unknown"
+
+
+def test_the_rank_outside_the_collective_is_named():
+    lines = hang.from_stacks({0: ("node1", WAITING), 1: ("node1", WAITING), 2: ("node2", SLEEPING), 3: ("node2", WAITING)})
+    assert lines[0] == ("rank 2 (node2) is the one the others wait for: at lightning_synthetic.py:159 in on_train_epoch_end; "
+                        "ranks 0, 1, 3 wait in all_reduce")
+    assert lines[1:] == ["rank 0 (node1): all_reduce", "rank 1 (node1): all_reduce",
+                         "rank 2 (node2): lightning_synthetic.py:159 in on_train_epoch_end", "rank 3 (node2): all_reduce"]
+
+
+def test_everyone_waiting_and_nobody_waiting_are_said_plainly():
+    assert hang.from_stacks({0: ("n1", WAITING), 1: ("n2", WAITING)})[0].startswith("every rank waits in a collective (all_reduce)")
+    assert hang.from_stacks({0: ("n1", SLEEPING)})[0] == "no rank waits in a collective: the job is busy, not hung"
+
+
+def dump(*entries):
+    return {"version": "2.4", "pg_config": {}, "entries": [
+        {"record_id": i, "pg_id": pg, "collective_seq_id": seq, "profiling_name": name, "state": state}
+        for i, (pg, seq, name, state) in enumerate(entries)]}
+
+
+def test_the_flight_records_name_the_rank_behind_and_the_collective():
+    dumps = {0: ("node1", dump((0, 41, "nccl:all_reduce", "completed"), (0, 42, "nccl:all_reduce", "started"))),
+             1: ("node2", dump((0, 41, "nccl:all_reduce", "completed"))),
+             2: ("node2", dump((0, 42, "nccl:all_reduce", "started")))}
+    assert hang.from_flight(dumps) == [
+        "process group 0: rank 1 (node2) is the one the others wait for: its last collective is #41 nccl:all_reduce (completed), "
+        "the others are in #42 nccl:all_reduce"]
+
+
+def test_a_dump_that_holds_objects_is_refused():
+    class Planted:
+        def __reduce__(self):
+            return (print, ("owned",))
+    with pytest.raises(pickle.UnpicklingError):
+        hang.load_flight(pickle.dumps(Planted()))
+    assert hang.load_flight(pickle.dumps(dump((0, 1, "nccl:barrier", "started")))) == dump((0, 1, "nccl:barrier", "started"))
+
+
+def test_the_filter_reads_what_the_playbook_registered():
+    stacks = {"node1": {"results": [{"item": {"pid": 10, "rank": 0}, "stdout": WAITING, "stderr": ""}]},
+              "node2": {"results": [{"item": {"pid": 20, "rank": 1}, "stdout": SLEEPING, "stderr": ""}]}}
+    flight = {"node1": {"results": [{"item": {"path": "/var/lib/torchrun/train/nccl_trace_rank_0"},
+                                     "content": base64.b64encode(pickle.dumps(dump((0, 7, "nccl:all_reduce", "started")))).decode()}]},
+              "node2": {"results": [{"item": {"path": "/var/lib/torchrun/train/nccl_trace_rank_1"},
+                                     "content": base64.b64encode(b"not a pickle").decode()}]}}
+    lines = hang_report(stacks, flight)
+    assert lines[0].startswith("rank 1 (node2) is the one the others wait for: at lightning_synthetic.py:159")
+    assert any(line.startswith("node2: /var/lib/torchrun/train/nccl_trace_rank_1 is not a flight record") for line in lines)
+    assert lines[-1] == "only rank 0 left a flight record: nothing to compare it with"
+    assert hang_report({"node1": {"results": []}}) == ["no worker runs on any node: the job is not running"]
