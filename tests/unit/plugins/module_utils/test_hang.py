@@ -2,6 +2,7 @@
 recorder dumps shaped as PyTorch writes them (a pickled dict of entries), read as plain data only."""
 
 import base64
+import os
 import pickle
 
 import pytest
@@ -92,3 +93,16 @@ def test_the_filter_reads_what_the_playbook_registered():
     assert any(line.startswith("node2: /var/lib/torchrun/train/nccl_trace_rank_1 is not a flight record") for line in lines)
     assert lines[-1] == "only rank 0 left a flight record: nothing to compare it with"
     assert hang_report({"node1": {"results": []}}) == ["no worker runs on any node: the job is not running"]
+
+
+def test_a_real_flight_record_reads_as_plain_data_and_a_rank_behind_is_named():
+    # Written by torch 2.13's flight recorder (_dump_fr_trace) after three all_reduce and a barrier
+    # on gloo, TORCH_FR_BUFFER_SIZE=2000: the dump's own shape, not one made up for the test.
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "flight", "gloo_rank0.pkl"), "rb") as handle:
+        record = hang.load_flight(handle.read())
+    assert [(e["pg_id"], e["collective_seq_id"], e["profiling_name"]) for e in record["entries"]] == [
+        (0, 1, "gloo:all_reduce"), (0, 2, "gloo:all_reduce"), (0, 3, "gloo:all_reduce"), (0, 4, "gloo:barrier")]
+    behind = dict(record, entries=record["entries"][:3])
+    assert hang.from_flight({0: ("node1", record), 1: ("node1", record), 2: ("node2", behind)}) == [
+        "process group 0: rank 2 (node2) is the one the others wait for: its last collective is #3 gloo:all_reduce (scheduled), "
+        "the others are in #4 gloo:barrier"]
