@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+from ansible_collections.onprem.torchrun.plugins.module_utils.table import aligned
+
 # Xid events that mean the hardware (memory, bus, NVLink, the GPU's own processors) failed, not the
 # application: NVIDIA's Xid catalogue. Others (13, 31, 43, 45: a program's fault or its end) are
 # reported as notes and do not stop a launch.
@@ -172,5 +174,4 @@ def table(verdicts):
         listed = {"GPU %s (%s): %s" % (gpu["index"], gpu["pci"], text) for gpu in verdict.get("gpus", []) for text in gpu["problems"]}
         extra += ["%s: %s" % (node, text) for text in verdict.get("problems", []) if text not in listed]
         extra += ["%s: NOTE %s" % (node, text) for text in verdict.get("notes", [])]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(text.ljust(width) for text, width in zip(row, widths)).rstrip() for row in rows] + extra
+    return aligned(rows) + extra
