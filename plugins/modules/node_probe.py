@@ -106,6 +106,14 @@ fabric:
   sample: {"devices": [{"name": "mlx5_0", "netdevs": ["ib0"], "ports": [{"port": 1, "state": "ACTIVE",
            "phys_state": "LinkUp", "rate": "200 Gb/sec (4X HDR)", "link_layer": "InfiniBand", "roce_v2": []}]}],
            "char_devices": ["/dev/infiniband/rdma_cm", "/dev/infiniband/uverbs0"]}
+pcie_notes:
+  description:
+    - PCIe settings known to slow or break GPU peer-to-peer, as sentences - ACS redirection on a PCIe
+      switch's downstream port above the NVIDIA GPUs (read from config space; needs root), an IOMMU that
+      translates DMA (no C(iommu=pt)). Shown by preflight; nothing is refused.
+  returned: always
+  type: list
+  elements: str
 preset:
   description: Each watched variable that is pre-set, with where and its value.
   returned: always
@@ -187,7 +195,7 @@ import pwd
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.onprem.torchrun.plugins.module_utils import fabric, ports, project
+from ansible_collections.onprem.torchrun.plugins.module_utils import fabric, pcie, ports, project
 from ansible_collections.onprem.torchrun.plugins.module_utils.contract import RANK_VARIABLES
 
 LISTEN = "0A"
@@ -507,12 +515,14 @@ def main() -> None:
         etc_environment = ""
     path = module.params["path"]
     active = firewall_managers(module)
+    gpus = gpu_count()
     module.exit_json(
         changed=False,
         listeners=listeners(),
-        gpus=gpu_count(),
+        gpus=gpus,
         nvswitches=pci_count(NVSWITCH_CLASSES),
         fabric=fabric.read(),
+        pcie_notes=pcie.notes(pcie.read(), gpus),
         preset=preset(module.params["names"], manager, etc_environment),
         path_exists=not path or os.path.isfile(path),
         folders={folder: folder_access(folder, module.params["user"]) for folder in module.params["folders"]},

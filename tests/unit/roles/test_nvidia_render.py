@@ -51,7 +51,8 @@ def render(tmp_path, facts, vars_file, **extra):
     out.mkdir()
     playbook = tmp_path / "render.yml"
     playbook.write_text(PLAY.format(role=ROLE, facts=json.dumps(facts), vars_file=vars_file, out=out))
-    extra = dict({"nvidia_cuda_repo_url": MIRROR, "__nvidia_node": {"nvswitches": 0}}, **extra)
+    extra = dict({"nvidia_cuda_repo_url": MIRROR, "__nvidia_node": {"nvswitches": 0}, "torchrun_fabric": "auto",
+                  "torchrun_fabric_hcas": []}, **extra)
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), "-e", json.dumps(extra)],
                           cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=120)
@@ -79,6 +80,21 @@ def test_ubuntu_arm_uses_the_sbsa_tree_and_server_packages(tmp_path):
 def test_fabric_manager_follows_the_nvswitches_found(tmp_path):
     _, packages = render(tmp_path, DEBIAN, "Debian.yml", __nvidia_node={"nvswitches": 6}, nvidia_persistenced=False)
     assert packages == ["linux-headers-6.1.0-18-amd64", "cuda-drivers-550", "nvidia-fabricmanager-550"]
+
+
+IB_NODE = {"nvswitches": 0, "fabric": {"char_devices": ["/dev/infiniband/uverbs0"], "devices": [
+    {"name": "mlx5_0", "netdevs": ["ib0"], "ports": [{"port": 1, "state": "ACTIVE", "phys_state": "LinkUp", "rate": "200 Gb/sec (4X HDR)",
+                                                     "link_layer": "InfiniBand", "roce_v2": []}]}]}}
+
+
+def test_rdma_ports_bring_the_rdma_user_space_unless_the_job_keeps_to_sockets(tmp_path):
+    _, packages = render(tmp_path, DEBIAN, "Debian.yml", __nvidia_node=IB_NODE, nvidia_persistenced=False)
+    assert packages == ["linux-headers-6.1.0-18-amd64", "cuda-drivers-550", "rdma-core", "ibverbs-providers", "ibverbs-utils",
+                        "perftest", "infiniband-diags"]
+    (tmp_path / "socket").mkdir()
+    _, packages = render(tmp_path / "socket", DEBIAN, "Debian.yml", __nvidia_node=IB_NODE, nvidia_persistenced=False,
+                         torchrun_fabric="socket")
+    assert packages == ["linux-headers-6.1.0-18-amd64", "cuda-drivers-550"]
 
 
 def test_rhel_family_repo_file_and_driver_stream(tmp_path):
