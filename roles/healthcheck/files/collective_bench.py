@@ -80,13 +80,17 @@ def round_robin(n):
     return [r for r in rounds if r]
 
 
+def round_count(n):
+    """How many rounds round_robin(n) takes: n-1 for even n, n for odd n (none for one node)."""
+    return 0 if n < 2 else (n - 1 if n % 2 == 0 else n)
+
+
 def sampled_rounds(n, count, seed):
     """``count`` rounds of disjoint pairs for large clusters: a ring first (each node with its
     neighbours: 2 rounds, 3 for odd n), then random perfect matchings of pairs not yet measured.
     Every pair (round_robin) when that takes no more rounds, or ``count`` is 0."""
-    full = round_robin(n)
-    if count <= 0 or count >= len(full) or n < 4:
-        return full
+    if count <= 0 or count >= round_count(n) or n < 4:
+        return round_robin(n)
     ring = [(i, (i + 1) % n) for i in range(n)]
     rounds = [[p for i, p in enumerate(ring) if i % 2 == 0 and i != n - 1], [p for i, p in enumerate(ring) if i % 2 == 1]]
     if n % 2:
@@ -207,7 +211,7 @@ def measure_pairs(args, leaders, rank, device):
     """The pair phase: rounds of concurrent pairs, then the slow ones again, alone. Every rank takes
     part in making each round's groups and learns every pair's time (one all_reduce per round)."""
     n = len(leaders)
-    sampled = 0 < args.pair_rounds < len(round_robin(n))
+    sampled = 0 < args.pair_rounds < round_count(n)
     rounds = sampled_rounds(n, args.pair_rounds, args.seed)
     times = {}
 
