@@ -8,6 +8,7 @@ Pure functions over text, shared by the module gpu_health (on the node) and its 
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
 
@@ -134,11 +135,11 @@ def parse_xids(log_text):
     return events
 
 
-def assess(xml_text, log_text="", processes=0):
+def assess(xml_text, log_text="", processes=0, dcgm_text=None):
     """The gate's verdict on one node: its GPUs (with the Xids joined in), its problems and its notes.
 
     A problem stops a launch; a note (an application's Xid) is shown. processes is the job's
-    process count on the node (0: not checked).
+    process count on the node (0: not checked); dcgm_text what ``dcgmi diag -r 1 -j`` printed, if it ran.
     """
     gpus = parse_smi(xml_text)
     xids = parse_xids(log_text)
@@ -158,6 +159,10 @@ def assess(xml_text, log_text="", processes=0):
         if hardware:
             # A GPU the driver no longer lists (79: it fell off the bus) still counts.
             problems.append("GPU at %s (not listed by nvidia-smi): Xid %s since boot" % (bus, ", ".join(str(x) for x in hardware)))
+    if dcgm_text is not None:
+        failed, note = parse_dcgm(dcgm_text)
+        problems += failed
+        notes += [note] if note else []
     if processes and len(gpus) < processes:
         problems.append("%d GPU(s) for %d processes (torchrun_nproc_per_node)" % (len(gpus), processes))
     return {"gpus": gpus, "problems": problems, "notes": notes}
@@ -175,3 +180,27 @@ def table(verdicts):
         extra += ["%s: %s" % (node, text) for text in verdict.get("problems", []) if text not in listed]
         extra += ["%s: NOTE %s" % (node, text) for text in verdict.get("notes", [])]
     return aligned(rows) + extra
+
+
+def parse_dcgm(text):
+    """The failed tests of ``dcgmi diag -r 1 -j`` (DCGM's JSON: test_categories -> tests -> results),
+    as sentences naming the test and the GPU, and a note when DCGM gave no report (its host engine
+    not running, say): ([failed, ...], note)."""
+    try:
+        document = json.loads(text[text.find("{"):text.rfind("}") + 1] if "{" in text else text)
+    except ValueError:
+        return [], "dcgmi diag gave no report (is nv-hostengine running?): %s" % " ".join(text.split())[:200]
+    diag = document.get("DCGM Diagnostic", document) if isinstance(document, dict) else {}
+    failed = []
+    for category in diag.get("test_categories", []) if isinstance(diag, dict) else []:
+        for test in category.get("tests", []):
+            for result in test.get("results", []):
+                if str(result.get("status", "")).lower() != "fail":
+                    continue
+                where = "GPU %s" % result["gpu_id"] if "gpu_id" in result else "the node"
+                why = result.get("warnings") or result.get("info") or ""
+                if isinstance(why, list):
+                    why = "; ".join(str(item.get("warning", item)) if isinstance(item, dict) else str(item) for item in why)
+                said = ": " + " ".join(str(why).split())[:300] if why else ""
+                failed.append("DCGM diag %s/%s failed on %s%s" % (category.get("category", "?"), test.get("name", "?"), where, said))
+    return failed, ""

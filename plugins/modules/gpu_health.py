@@ -18,6 +18,8 @@ description:
   - Reads the kernel log since boot (C(journalctl -k -b), else C(dmesg)) for Xid events; those of
     failed hardware (ECC, row remapping, NVLink, a GPU off the bus, GSP) are problems, the others
     (an application's fault) notes.
+  - Where DCGM is installed (C(dcgmi)), runs its quick diagnostic (C(dcgmi diag -r 1 -j), a few
+    seconds) and counts each failed test as a problem; a node without DCGM is not asked.
   - The current PCIe generation is not compared, since GPUs lower it at idle to save power.
   - Reads only; changes nothing. Fails only when C(nvidia-smi) cannot be run or read; the
     verdict is in RV(problems), for the play to show in one table.
@@ -26,6 +28,10 @@ options:
     description: The job's processes on the node; fewer GPUs than this is a problem (0 does not check).
     type: int
     default: 0
+  dcgm:
+    description: Run DCGM's quick diagnostic where C(dcgmi) is installed.
+    type: bool
+    default: true
 extends_documentation_fragment:
   - onprem.torchrun.cluster.read_only
 """
@@ -78,15 +84,22 @@ def kernel_log(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec={"processes": {"type": "int", "default": 0}}, supports_check_mode=True)
+    module = AnsibleModule(argument_spec={"processes": {"type": "int", "default": 0}, "dcgm": {"type": "bool", "default": True}},
+                           supports_check_mode=True)
     smi = shutil.which("nvidia-smi")
     if not smi:
         module.fail_json(msg="nvidia-smi is not installed (the nvidia role installs the driver)")
     rc, out, err = module.run_command([smi, "-q", "-x"])
     if rc != 0:
         module.fail_json(msg="nvidia-smi -q -x failed (rc %d): %s" % (rc, (err or out).strip()[-400:]))
+    dcgm_text = None
+    dcgmi = shutil.which("dcgmi") if module.params["dcgm"] else None
+    if dcgmi:
+        rc, dcgm_out, dcgm_err = module.run_command([dcgmi, "diag", "-r", "1", "-j"])
+        # dcgmi exits non-zero when a test fails; its JSON says which.
+        dcgm_text = dcgm_out if "{" in dcgm_out else (dcgm_err or dcgm_out or "rc %d" % rc)
     try:
-        verdict = assess(out, kernel_log(module), module.params["processes"])
+        verdict = assess(out, kernel_log(module), module.params["processes"], dcgm_text)
     except SyntaxError as error:  # xml.etree's ParseError: the XML of an odd driver
         module.fail_json(msg="cannot read nvidia-smi -q -x: %s" % error)
     module.exit_json(changed=False, **verdict)

@@ -116,3 +116,14 @@ def test_a_real_h200_reads_healthy_and_its_repair_fields_count():
                                           "GPU 0 (00000000:00:06.0): a TPC repair is pending (reset the GPU or reboot the node)"]
     channel = H200.replace("<channel_repair_pending>No", "<channel_repair_pending>Yes")
     assert assess(channel)["problems"] == ["GPU 0 (00000000:00:06.0): a memory channel repair is pending (reset the GPU or reboot the node)"]
+
+
+def test_a_failed_dcgm_test_is_a_problem_naming_the_gpu():
+    from ansible_collections.onprem.torchrun.plugins.module_utils.gpu_health import parse_dcgm
+    failed, note = parse_dcgm(fixture("dcgm_diag_fail.json"))
+    assert note == "" and failed == ["DCGM diag Integration/PCIe failed on GPU 3: GPU 3 host-to-device bandwidth 2.1 GB/s is below the expected 12 GB/s"]
+    assert assess(HGX, "", 2, fixture("dcgm_diag_fail.json"))["problems"] == failed
+    assert assess(HGX, "", 2, '{"DCGM Diagnostic": {"test_categories": []}}')["problems"] == []
+    assert parse_dcgm("Error: unable to connect to host engine") == (
+        [], "dcgmi diag gave no report (is nv-hostengine running?): Error: unable to connect to host engine")
+    assert assess(HGX, "", 2, "Error: unable to connect to host engine")["problems"] == []  # a note, not a refusal

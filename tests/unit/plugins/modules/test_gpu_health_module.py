@@ -11,12 +11,14 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "gpu_health"
 COLLECTIONS = Path(__file__).resolve().parents[4] / "collections"  # ansible_collections.onprem.torchrun is a link to the checkout
 
 
-def run(tmp_path, smi, journal=None, processes=0):
+def run(tmp_path, smi, journal=None, processes=0, dcgmi=None):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "nvidia-smi").write_text("#!/bin/sh\n" + smi + "\n")
     if journal is not None:
         (bin_dir / "journalctl").write_text("#!/bin/sh\ncat %s\n" % journal)
+    if dcgmi is not None:
+        (bin_dir / "dcgmi").write_text("#!/bin/sh\n" + dcgmi + "\n")
     for script in bin_dir.iterdir():
         script.chmod(0o755)
     args = tmp_path / "args.json"
@@ -43,3 +45,10 @@ def test_a_broken_nvidia_smi_fails_with_its_words(tmp_path):
 def test_output_that_is_not_xml_fails_by_name(tmp_path):
     result = run(tmp_path, "echo 'not xml'")
     assert result["failed"] and result["msg"].startswith("cannot read nvidia-smi -q -x: ")
+
+
+def test_dcgm_runs_where_it_is_installed_and_a_failed_test_counts(tmp_path):
+    result = run(tmp_path, "cat %s" % (FIXTURES / "hgx_two_gpus.xml"), processes=2,
+                 dcgmi='[ "$*" = "diag -r 1 -j" ] && cat %s; exit 226' % (FIXTURES / "dcgm_diag_fail.json"))
+    assert result["problems"] == ["DCGM diag Integration/PCIe failed on GPU 3: GPU 3 host-to-device bandwidth 2.1 GB/s is below "
+                                  "the expected 12 GB/s"]
