@@ -680,9 +680,6 @@ def test_rdma_ports_open_the_unit_to_them_and_socket_closes_it_again(infiniband)
         assert "RDMA ports mlx5_0:1, mlx5_1:1 (InfiniBand, 200 Gb/sec (4X HDR))" in env
     assert recap_changed(install()) == 0  # idempotent
 
-    narrowed = install({"torchrun_fabric_hcas": ["mlx5_1"]})
-    assert "NCCL_IB_HCA==mlx5_1:1\n" in read_file("node2", FABRIC_ENV) and recap_changed(narrowed, "node2") > 0
-
     install({"torchrun_fabric": "socket"})
     assert read_file("node1", FABRIC_DROPIN) is None
     assert prop("node1", "LimitMEMLOCK") != "infinity" and "infiniband" not in prop("node1", "DeviceAllow")
@@ -722,7 +719,7 @@ def test_a_join_timeout_names_the_node_that_never_joined(cluster):
     on("node2", "systemd-run --unit=verify-stopper --collect -p RuntimeMaxSec=60 /bin/sh -c "
                 "'until systemctl -q is-active %s; do sleep 0.05; done; systemctl stop %s'" % (UNIT, UNIT))
     try:
-        proc = playbook("launch", {"job_wait": False, "job_join_timeout": 15})
+        proc = playbook("launch", {"job_wait": False, "job_join_timeout": 10})
         out = " ".join((proc.stdout + proc.stderr).split())
         assert proc.returncode != 0
         assert "launch failed: node2 never joined (its unit ended: inactive/dead, result success); node1 waited for it" in out, out[-3000:]
