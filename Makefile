@@ -17,8 +17,9 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 # Debian packages the sandbox and the tests use on the host.
 APT_PACKAGES := debootstrap systemd-container iproute2 openssh-client rsync shellcheck apt-cacher-ng
-# Molecule scenarios in the default suite, in order.
-SCENARIOS ?= sandbox train firewalld ufw
+# Molecule scenarios in the default suite, in order (sandbox, the wiring alone, runs in test-slow:
+# every scenario here boots and uses the same wiring).
+SCENARIOS ?= train firewalld ufw
 
 SANDBOX := $(PYTHON) sandbox/sandbox.py
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
@@ -94,8 +95,9 @@ molecule: venv deps  ## Molecule scenarios on the sandbox ($(SCENARIOS))
 	    || { sed -n '/= \(FAILURES\|ERRORS\) =/,/ in [0-9.]*s/p' build/molecule-$$s.log | tail -80; exit 1; }; \
 	done
 
-test-slow: venv deps  ## Slow scenarios, not in `make test`: crash and c10d recovery with resume, a power cut, relaunch edge cases, a hung rank named from its stack (~10 min), the CUDA toolkit from Debian non-free (~2.5 GB)
+test-slow: venv deps  ## Slow scenarios, not in `make test`: crash and c10d recovery with resume, a power cut, relaunch edge cases, a join timeout and a hung rank named, a planted connectivity fault (~11 min), the sandbox wiring scenario, the CUDA toolkit from Debian non-free (~2.5 GB)
 	pytest -q -m slow tests/integration
+	molecule test -s sandbox
 	molecule test -s cuda_toolkit
 
 gpu-check: venv  ## On a GPU host (root): GPU facts, driver, torch.cuda, NCCL all_reduce; PYTORCH_ENV=<path> checks a preinstalled env as is

@@ -464,6 +464,7 @@ def test_a_job_clashing_with_another_is_refused(cluster, extra, message):
         assert on(node, "test -e /etc/torchrun/clash.env || test -e /etc/systemd/system/torchrun-clash.service").returncode == 1
 
 
+@pytest.mark.slow  # 33 s: make test-slow (the connectivity report's logic is unit-tested)
 def test_a_planted_fault_is_named_and_nothing_launches(cluster):
     # A drop rule in a table of the site's own, between node2 and node1 on one collective port.
     on("node1", "nft add table inet fault && nft add chain inet fault input '{ type filter hook input priority -10; }' && "
@@ -713,6 +714,7 @@ def test_a_hung_rank_is_named_from_every_ranks_stack(cluster, tmp_path):
         install()
 
 
+@pytest.mark.slow  # 31 s: make test-slow
 def test_a_join_timeout_names_the_node_that_never_joined(cluster):
     # node2's unit is stopped the moment it becomes active, long before its agent has imported torch:
     # node1's agent waits in the rendezvous, node2's is gone. The launch names node2, not node1.
