@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 
 NVIDIA = "0x10de"
-GPU_CLASSES = ("0x0300", "0x0302")  # VGA and 3D controllers
+PCI_DEVICES = "/sys/bus/pci/devices"
+GPU_CLASSES = ("0x0300", "0x0302")  # VGA compatible and 3D controllers
+NVSWITCH_CLASSES = ("0x0680",)  # NVSwitch bridges: the node needs the fabric manager
 PCI_EXPRESS_CAP = 0x10
 ACS_EXT_CAP = 0x000D
 DOWNSTREAM_PORT = 0x6  # PCIe port type of a switch's downstream port
@@ -21,6 +23,17 @@ def _read(path, binary=False):
             return handle.read() if binary else handle.read().strip()
     except OSError:
         return b"" if binary else ""
+
+
+def nvidia_devices(classes, devices=PCI_DEVICES):
+    """The NVIDIA PCI functions (their sysfs names) whose class begins with one of classes (sysfs: no
+    lspci, no driver needed)."""
+    try:
+        entries = sorted(os.listdir(devices))
+    except OSError:
+        return []
+    return [name for name in entries if _read(os.path.join(devices, name, "vendor")) == NVIDIA
+            and _read(os.path.join(devices, name, "class"))[:6] in classes]
 
 
 def _word(data, offset):
@@ -57,14 +70,13 @@ def acs_control(config):
     return None
 
 
-def read(devices="/sys/bus/pci/devices", cmdline="/proc/cmdline", iommu="/sys/class/iommu"):
-    """{"acs_redirect": [switch ports above an NVIDIA GPU that redirect peer-to-peer traffic],
-    "iommu": whether an IOMMU is active, "iommu_passthrough": whether the kernel maps DMA 1:1 (iommu=pt)}."""
+def read(gpus, devices=PCI_DEVICES, cmdline="/proc/cmdline", iommu="/sys/class/iommu"):
+    """{"acs_redirect": [switch ports above the GPUs (nvidia_devices(GPU_CLASSES)) that redirect
+    peer-to-peer traffic], "iommu": whether an IOMMU is active, "iommu_passthrough": whether the
+    kernel maps DMA 1:1 (iommu=pt)}."""
     redirecting = []
-    for name in sorted(os.listdir(devices)) if os.path.isdir(devices) else []:
+    for name in gpus:
         folder = os.path.join(devices, name)
-        if _read(os.path.join(folder, "vendor")) != NVIDIA or _read(os.path.join(folder, "class"))[:6] not in GPU_CLASSES:
-            continue
         # The real path is the chain of bridges from the root complex down to the GPU.
         chain = os.path.realpath(folder).split(os.sep)
         for index, part in enumerate(chain[:-1]):

@@ -199,9 +199,7 @@ from ansible_collections.onprem.torchrun.plugins.module_utils import fabric, pci
 from ansible_collections.onprem.torchrun.plugins.module_utils.contract import RANK_VARIABLES
 
 LISTEN = "0A"
-NVIDIA = "0x10de"
-GPU_CLASSES = ("0x0300", "0x0302")  # VGA compatible and 3D controllers
-NVSWITCH_CLASSES = ("0x0680",)  # NVSwitch bridges: the node needs the fabric manager
+NVSWITCH_CLASSES = pcie.NVSWITCH_CLASSES
 MANAGER = "the systemd manager environment (systemctl show-environment)"
 ETC_ENVIRONMENT = "/etc/environment"
 
@@ -286,25 +284,13 @@ def listeners(proc: str = "/proc") -> list[dict]:
     return sorted(found, key=lambda e: (e["port"], e["address"], e["pid"]))
 
 
-def pci_count(classes: tuple, devices: str = "/sys/bus/pci/devices") -> int:
-    """NVIDIA PCI devices whose class begins with one of classes (sysfs: no lspci, no driver needed)."""
-    count = 0
-    try:
-        entries = os.listdir(devices)
-    except OSError:
-        return 0
-    for entry in entries:
-        try:
-            with open(os.path.join(devices, entry, "vendor")) as vendor, open(os.path.join(devices, entry, "class")) as cls:
-                if vendor.read().strip() == NVIDIA and cls.read().strip()[:6] in classes:
-                    count += 1
-        except OSError:
-            continue
-    return count
+def pci_count(classes: tuple, devices: str = pcie.PCI_DEVICES) -> int:
+    """NVIDIA PCI devices whose class begins with one of classes (module_utils.pcie.nvidia_devices)."""
+    return len(pcie.nvidia_devices(classes, devices))
 
 
-def gpu_count(devices: str = "/sys/bus/pci/devices") -> int:
-    return pci_count(GPU_CLASSES, devices)
+def gpu_count(devices: str = pcie.PCI_DEVICES) -> int:
+    return pci_count(pcie.GPU_CLASSES, devices)
 
 
 def assignments(text: str) -> dict[str, str]:
@@ -515,14 +501,14 @@ def main() -> None:
         etc_environment = ""
     path = module.params["path"]
     active = firewall_managers(module)
-    gpus = gpu_count()
+    gpu_devices = pcie.nvidia_devices(pcie.GPU_CLASSES)
     module.exit_json(
         changed=False,
         listeners=listeners(),
-        gpus=gpus,
+        gpus=len(gpu_devices),
         nvswitches=pci_count(NVSWITCH_CLASSES),
         fabric=fabric.read(),
-        pcie_notes=pcie.notes(pcie.read(), gpus),
+        pcie_notes=pcie.notes(pcie.read(gpu_devices), len(gpu_devices)),
         preset=preset(module.params["names"], manager, etc_environment),
         path_exists=not path or os.path.isfile(path),
         folders={folder: folder_access(folder, module.params["user"]) for folder in module.params["folders"]},

@@ -47,7 +47,9 @@ def tree(tmp_path, acs=0x001D, iommu=True, cmdline="BOOT_IMAGE=/vmlinuz root=/de
     if iommu:
         (tmp_path / "iommu" / "dmar0").mkdir()
     (tmp_path / "cmdline").write_text(cmdline + "\n")
-    return pcie.read(str(bus), str(tmp_path / "cmdline"), str(tmp_path / "iommu"))
+    gpus = pcie.nvidia_devices(pcie.GPU_CLASSES, str(bus))
+    assert gpus == ["0000:03:00.0"]  # the NIC is not NVIDIA's
+    return pcie.read(gpus, str(bus), str(tmp_path / "cmdline"), str(tmp_path / "iommu"))
 
 
 def test_acs_redirect_on_the_switch_port_above_a_gpu_and_a_translating_iommu(tmp_path):
