@@ -86,6 +86,15 @@ options:
         description: Whether this node hosts the c10d rendezvous store.
         type: bool
         default: false
+      rank_lines:
+        description:
+          - >-
+            Tee every worker's output (C(--tee=3)) with its global rank in front of each line
+            (C([rank<N>]: ), through C(TORCHELASTIC_LOG_LINE_PREFIX_TEMPLATE)), so the node's journal can
+            be split by rank (the filter P(onprem.torchrun.rank_logs#filter)). torchrun also writes the
+            workers' output to files in its log folder (a temporary folder unless C(--log-dir) is given).
+        type: bool
+        default: false
 """
 
 EXAMPLES = r"""
@@ -100,13 +109,32 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description: C(argv) (the torchrun command line, without the script), C(env) (the workers' environment),
-    C(assignments) (the same as sorted C(NAME=value) lines) and C(unset) (the variables torchrun sets itself, which
+    C(assignments) (the same as sorted C(NAME=value) lines
+    for an environment file, a value with other than letters, digits and C(_./:=,@+-) single-quoted) and C(unset) (the variables torchrun sets itself, which
     nothing may pre-set).
   type: dict
 """
 
+import re
+
 from ansible.errors import AnsibleFilterError
-from ansible_collections.onprem.torchrun.plugins.module_utils.contract import RANK_VARIABLES
+from ansible_collections.onprem.torchrun.plugins.module_utils.contract import RANK_LINE_TEMPLATE, RANK_VARIABLES
+
+PLAIN = re.compile(r"^[A-Za-z0-9_./:=,@+-]*$")
+
+
+def assignment(name, value):
+    """One line of a systemd environment file: single quotes keep $, spaces and brackets literal."""
+    value = str(value)
+    if PLAIN.match(value):
+        return "%s=%s" % (name, value)
+    if "'" in value or "\\" in value or "\n" in value:
+        raise AnsibleFilterError("torchrun_command: %s=%r cannot be written to an environment file" % (name, value))
+    return "%s='%s'" % (name, value)
+
+
+def result(argv, env):
+    return {"argv": argv, "env": env, "assignments": [assignment(*item) for item in sorted(env.items())], "unset": list(RANK_VARIABLES)}
 
 
 def torchrun_command(node):
@@ -123,6 +151,9 @@ def torchrun_command(node):
         raise AnsibleFilterError("torchrun_command: missing %s" % ", ".join(missing))
     argv = ["%s/bin/torchrun" % str(node["venv"]).rstrip("/"), "--nproc-per-node=%s" % node["nproc_per_node"]]
     env = {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    if node.get("rank_lines") in (True, "true", "True", "yes", 1):
+        argv.append("--tee=3")
+        env["TORCHELASTIC_LOG_LINE_PREFIX_TEMPLATE"] = RANK_LINE_TEMPLATE
     if node.get("interface") not in (None, ""):
         interface = str(node["interface"])
         env["GLOO_SOCKET_IFNAME"] = interface
@@ -130,7 +161,7 @@ def torchrun_command(node):
         env["NCCL_SOCKET_IFNAME"] = "=" + interface
     if backend == "standalone":
         argv += ["--standalone", "--max-restarts=%d" % int(node.get("max_restarts", 0))]
-        return {"argv": argv, "env": env, "assignments": ["%s=%s" % item for item in sorted(env.items())], "unset": list(RANK_VARIABLES)}
+        return result(argv, env)
     master, port = str(node["master_addr"]), int(node["master_port"])
     join = int(node.get("join_timeout", 600))
     if backend == "static":
@@ -147,7 +178,7 @@ def torchrun_command(node):
     else:
         raise AnsibleFilterError("torchrun_command: backend %r is neither static, c10d nor standalone" % backend)
     argv += ["--local-addr=%s" % node["local_addr"], "--max-restarts=%d" % int(node.get("max_restarts", 0))]
-    return {"argv": argv, "env": env, "assignments": ["%s=%s" % item for item in sorted(env.items())], "unset": list(RANK_VARIABLES)}
+    return result(argv, env)
 
 
 class FilterModule:

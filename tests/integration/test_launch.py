@@ -136,12 +136,21 @@ def test_numbers_and_flags_typed_on_the_command_line_work(cluster):
         assert workers(node) != "0"
 
 
-def test_logs_fetched_one_file_per_node_marked_with_rank(cluster, tmp_path):
+def test_logs_fetched_one_file_per_node_and_one_per_global_rank(cluster, tmp_path):
     ok(playbook("logs", {"job_logs_dir": str(tmp_path)}))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["train-rank0-node1.log", "train-rank1-node2.log"]
-    first = (tmp_path / "train-rank0-node1.log").read_text().splitlines()
-    assert first and all(line.startswith("[node 0 node1] ") for line in first)
-    assert any("joined: node 0" in line for line in first)
+    # 2 nodes x 2 processes: node1 runs global ranks 0 and 1, node2 ranks 2 and 3.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train-node1.log", "train-node2.log", "train-rank0-node1.log",
+                                                          "train-rank1-node1.log", "train-rank2-node2.log", "train-rank3-node2.log"]
+    whole = (tmp_path / "train-node1.log").read_text().splitlines()
+    assert whole and all(line.startswith("[node 0 node1] ") for line in whole)
+    assert any("[rank 1] joined: node 0" in line for line in whole)
+    for rank, node in ((0, "node1"), (1, "node1"), (2, "node2"), (3, "node2")):
+        lines = (tmp_path / ("train-rank%d-%s.log" % (rank, node))).read_text().splitlines()
+        # Every line the script wrote is in its own rank's file only (the script names its RANK).
+        tagged = [line for line in lines if "[rank " in line]
+        assert any(("[rank %d] joined: node %d" % (rank, rank // 2)) in line for line in tagged), lines[:20]
+        assert all(("torchrun[" in line and "[rank %d] " % rank in line) for line in tagged), tagged[:20]
+        assert not any("[rank%d]: " % rank in line for line in lines)  # the marker is taken out
 
 
 def test_stop_saves_a_checkpoint_and_ends_every_unit_quickly(cluster):

@@ -94,7 +94,7 @@ SETUP = {"job-hangs.md": launch_and_hang, "upgrade-one-node-at-a-time.md": light
          "air-gapped-install.md": bare_nodes}
 CHECKS = {
     "first-bring-up.md": ["node1: PID 1 is systemd, node rank 0", "preflight: 2 node(s) in group trainers", "health check: PASS", "success"],
-    "launch-watch-stop.md": ["train-rank0-node1.log", "train-rank1-node2.log", "inactive"],
+    "launch-watch-stop.md": ["train-node1.log", "train-rank0-node1.log", "train-rank3-node2.log", "inactive"],
     "job-hangs.md": ["node2 (node 1): 2 worker(s)", "health check: PASS"],
     "add-a-node.md": ["node3: PID 1 is systemd, node rank 2", "health check: PASS (gloo, 6 processes on 3 nodes", "node3 "],
     "replace-a-failed-node.md": ["UNREACHABLE", "a node does not answer", "node3: PID 1 is systemd, node rank 2",

@@ -25,7 +25,7 @@ assert listening_job  # a fixture, used by name
 
 def test_job_trained_on_every_node(host):
     assert prop(host, "Result") == "success", journal(host)
-    assert re.search(r"^final: world_size=4 nodes=2 ", journal(node("node1")), re.M)
+    assert re.search(r"^\[rank0\]: final: world_size=4 nodes=2 ", journal(node("node1")), re.M)  # global rank 0 says it
 
 
 def test_rules_went_into_the_active_manager(host):

@@ -22,7 +22,7 @@ def test_job_ended_successfully_on_every_node(host):
 
 def test_rank0_reports_world_size_four_across_two_nodes():
     out = journal(node("node1"))
-    assert re.search(r"^final: world_size=4 nodes=2 epochs=3 loss=[0-9.]+ ", out, re.M), out
+    assert re.search(r"^\[rank0\]: final: world_size=4 nodes=2 epochs=3 loss=[0-9.]+ ", out, re.M), out
 
 
 def test_every_rank_joined_with_the_right_shape():

@@ -58,3 +58,18 @@ def test_standalone_runs_one_host_with_the_jobs_environment():
     assert "MASTER_ADDR" in one["unset"]
     bare = torchrun_command({"venv": "/v", "nproc_per_node": "gpu", "backend": "standalone"})
     assert bare["env"] == {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+
+
+def test_rank_lines_tee_the_workers_with_their_global_rank_quoted_for_the_env_file():
+    out = torchrun_command(dict(NODE, rank_lines=True))
+    assert "--tee=3" in out["argv"]
+    assert out["env"]["TORCHELASTIC_LOG_LINE_PREFIX_TEMPLATE"] == "[rank${rank}]: "
+    # Single quotes: systemd reads the value literally (the brackets, the space and ${rank}, which
+    # torchrun fills in per worker).
+    assert "TORCHELASTIC_LOG_LINE_PREFIX_TEMPLATE='[rank${rank}]: '" in out["assignments"]
+    assert "--tee=3" not in torchrun_command(NODE)["argv"] and "TORCHELASTIC_LOG_LINE_PREFIX_TEMPLATE" not in torchrun_command(NODE)["env"]
+
+
+def test_a_value_an_environment_file_cannot_hold_is_refused():
+    with pytest.raises(AnsibleFilterError, match="GLOO_SOCKET_IFNAME=\"it's\" cannot be written"):
+        torchrun_command(dict(NODE, interface="it's"))
