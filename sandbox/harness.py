@@ -51,6 +51,16 @@ def fresh(nodes: int, seed: bool = False) -> list[str]:
     return sandbox.node_names(nodes)
 
 
+def keep_as_seed(node: str) -> None:
+    """Keep what ``node`` (set up, idle) changed on the image as the seed layer later clusters boot on."""
+    tool("seed", node)
+
+
+def seed_ready() -> bool:
+    """Whether a seed layer for the current image exists (``keep_as_seed`` made one since the image changed)."""
+    return sandbox.seed_current(sandbox.apt_sources())
+
+
 @contextlib.contextmanager
 def cluster(nodes: int, seed: bool = False):
     """``fresh(nodes)`` for the block, down afterwards even when the block fails."""
