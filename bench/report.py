@@ -20,7 +20,7 @@ def figure(row: dict) -> tuple[str, str]:
 
 def target(row: dict) -> str:
     if row["target"] is None:
-        return "names node3 alone"
+        return "names %s alone" % row["baseline"]
     return "at most %.1fx" % row["target"] if row["unit"] == "s" else "within %d %%" % round(row["target"] * 100)
 
 

@@ -50,8 +50,6 @@ def throttled(nodes: list[str]) -> dict:
     finally:
         ssh(slow, "tc qdisc del dev host0 root", check=False)
     found["throttled"] = slow
-    if found["suspects"] != [slow]:
-        raise BenchError("the health check did not name the throttled %s alone: %s" % (slow, found))
     return found
 
 
@@ -101,6 +99,11 @@ def run(sizes: list[int], repeat: int) -> list[dict]:
     # The pair phase against the next smaller size that has pairs to run at once (4 nodes: 3 rounds).
     base = next((r for r in rows if r["nodes"] >= 4 and r is not large), small)
     return [
+        # A miss is a row of its own, not the end of the run: the other figures are kept.
+        {"key": "scale_throttled", "title": "A node throttled to 50 Mbit/s among %d is named by the health check" % len(nodes),
+         "ours": ", ".join(slow["suspects"]) or "nobody", "baseline": slow["throttled"], "unit": "", "ratio": None, "target": None,
+         "met": slow["suspects"] == [slow["throttled"]], "details": {"status": slow["status"], "wall_s": slow["wall_s"],
+                                                                      "pair_seconds": slow["pair_seconds"], "pair_retests": slow["pair_retests"]}},
         result("scale_healthcheck_pairs", "Health check pair phase, %d vs %d nodes (%d vs %d rounds; every pair: %dx the pairs)"
                % (large["nodes"], base["nodes"], large["healthcheck"]["pair_rounds"], base["healthcheck"]["pair_rounds"],
                   large["pairs"] // base["pairs"]),
