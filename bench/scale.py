@@ -38,7 +38,8 @@ def health_check(size: int, **extra) -> dict:
     found = graded["report"]
     return {"nodes": size, "wall_s": round(seconds, 1), "pair_rounds": found.get("pair_rounds"), "pair_retests": found.get("pair_retests"),
             "pair_seconds": found.get("pair_seconds"), "pairs": len(found.get("pairs") or []), "status": graded["status"],
-            "suspects": graded["suspects"]}
+            "suspects": graded["suspects"], "slow_pairs": graded["slow_pairs"], "reasons": graded["reasons"][:12],
+            "pair_gbps": {"-".join(p["nodes"]): [p["busbw_gbps"], p.get("retested", False)] for p in found.get("pairs") or []}}
 
 
 def throttled(nodes: list[str]) -> dict:
