@@ -5,7 +5,8 @@ times all_reduce over message sizes from --min-bytes to --max-bytes (doubling by
 world, then, with --pairs, between the first processes of pairs of nodes: in rounds of disjoint
 pairs that run at the same time (a round-robin schedule gives every pair in n-1 rounds of n/2
 pairs; --pair-rounds R measures a ring and random perfect matchings, R rounds, for large
-clusters). A pair under --pair-ratio of the fastest is measured again alone before it counts,
+clusters). A pair under --pair-ratio of the fastest is measured again alone before it counts
+(and once more where it is still under it: alone on busy CPUs one reading varies tenfold),
 and with sampled rounds each of its nodes is also measured against a node of the fastest pair,
 so that the slow node or link shows as its own row. Every measurement is bounded: its iterations
 fit --budget seconds (at least one), and the sizes stop growing once one all_reduce takes longer
@@ -236,6 +237,13 @@ def measure_pairs(args, leaders, rank, device):
         seconds = run([pair])[pair]
         times[pair] = min(seconds, times.get(pair, seconds))  # a noisy first reading does not count
         retested.add(pair)
+    # A pair still slow against the rounds' fastest (the grading's yardstick) is read once more: on
+    # busy CPUs one reading alone can be a tenth of the next, while a slow link stays slow.
+    best = min((times[p] for p in times if p not in retested), default=best)
+    twice = [p for p in sorted(retested) if args.pair_ratio > 0 and best / times[p] < args.pair_ratio]
+    for pair in twice:
+        times[pair] = min(times[pair], run([pair])[pair])
+    again += twice
     rows = [dict(row(args.pair_bytes, times[pair], 2), nodes=[leaders[pair[0]][1], leaders[pair[1]][1]], retested=pair in retested)
             for pair in sorted(times)]
     return rows, {"pair_rounds": len(rounds), "pair_retests": len(again), "pair_seconds": round(time.perf_counter() - start, 3)}
