@@ -133,6 +133,11 @@ def assignment(name, value):
     return "%s='%s'" % (name, value)
 
 
+def flag(node, key):
+    """A yes/no setting as Ansible may hand it over (a bool, or a string typed with -e)."""
+    return node.get(key) in (True, "true", "True", "yes", 1)
+
+
 def result(argv, env):
     return {"argv": argv, "env": env, "assignments": [assignment(*item) for item in sorted(env.items())], "unset": list(RANK_VARIABLES)}
 
@@ -151,7 +156,7 @@ def torchrun_command(node):
         raise AnsibleFilterError("torchrun_command: missing %s" % ", ".join(missing))
     argv = ["%s/bin/torchrun" % str(node["venv"]).rstrip("/"), "--nproc-per-node=%s" % node["nproc_per_node"]]
     env = {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    if node.get("rank_lines") in (True, "true", "True", "yes", 1):
+    if flag(node, "rank_lines"):
         argv.append("--tee=3")
         env["TORCHELASTIC_LOG_LINE_PREFIX_TEMPLATE"] = RANK_LINE_TEMPLATE
     if node.get("interface") not in (None, ""):
@@ -170,7 +175,7 @@ def torchrun_command(node):
     elif backend == "c10d":
         conf = ["join_timeout=%d" % join, "last_call_timeout=%d" % int(node.get("last_call_timeout", 30)),
                 "close_timeout=%d" % int(node.get("close_timeout", 30)), "read_timeout=%d" % int(node.get("read_timeout", 60))]
-        if node.get("is_host") in (True, "true", "True", "yes", 1):
+        if flag(node, "is_host"):
             conf.append("is_host=1")
         endpoint = "[%s]" % master if ":" in master else master
         argv += ["--rdzv-backend=c10d", "--nnodes=%s" % node["nnodes"], "--rdzv-endpoint=%s:%d" % (endpoint, port),

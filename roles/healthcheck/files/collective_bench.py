@@ -237,9 +237,9 @@ def measure_pairs(args, leaders, rank, device):
         seconds = run([pair])[pair]
         times[pair] = min(seconds, times.get(pair, seconds))  # a noisy first reading does not count
         retested.add(pair)
-    # A pair still slow against the rounds' fastest (the grading's yardstick) is read once more: on
-    # busy CPUs one reading alone can be a tenth of the next, while a slow link stays slow.
-    best = min((times[p] for p in times if p not in retested), default=best)
+    # A pair still slow against the rounds' fastest (the grading's yardstick; never itself measured
+    # again) is read once more: on busy CPUs one reading alone can be a tenth of the next, while a
+    # slow link stays slow.
     twice = [p for p in sorted(retested) if args.pair_ratio > 0 and best / times[p] < args.pair_ratio]
     for pair in twice:
         times[pair] = min(times[pair], run([pair])[pair])
