@@ -13,11 +13,14 @@ description:
   - Reads the JSON report of the health check (the healthcheck role's C(collective_bench.py)) and
     grades it. C(fail) when the bus bandwidth at the largest size is below O(fail_below_gbps);
     C(degraded) when it is below O(degraded_below_gbps), or when a pair of nodes is slower than
-    O(pair_ratio) times the fastest pair, or when sizes were left out because one all_reduce took
+    O(pair_ratio) times its reference, or when sizes were left out because one all_reduce took
     longer than the check's time budget; C(pass) otherwise.
-  - The fastest pair is the fastest of the rounds of pairs measured at the same time; a pair the check
-    measured again alone (C(retested)) counts with its better reading but is not the yardstick, since
-    alone it had the network and the CPUs to itself.
+  - A pair is compared with its reference (C(reference_gbps) in the report) - the middle pair of its
+    round where the round measured several pairs at the same time (they shared the network and, on
+    small machines, the CPUs), else the fastest pair of the rounds. A pair the check measured again
+    alone (C(retested)) counts with its better reading; a pair not read again because one of its
+    nodes already stayed slow alone (C(explained_by)) counts with its round's reading. Reports
+    without references compare every pair with the fastest pair of the rounds.
   - Slow pairs are blamed on a node when every pair with that node is slow (three nodes or more, and
     not every node); the other slow pairs are named as links.
   - A threshold of 0 turns that check off.
@@ -38,7 +41,7 @@ options:
     type: float
     default: 0
   pair_ratio:
-    description: A pair slower than this fraction of the fastest pair is slow.
+    description: A pair slower than this fraction of its reference is slow.
     type: float
     default: 0.5
 """
@@ -66,7 +69,7 @@ _value:
       type: list
       elements: str
     slow_pairs:
-      description: Pairs (C(a-b)) slower than O(pair_ratio) of the fastest pair.
+      description: Pairs (C(a-b)) slower than O(pair_ratio) of their reference.
       type: list
       elements: str
     busbw_gbps:
@@ -94,17 +97,28 @@ def rdma(network):
     return network not in ("", "unknown") and "Socket" not in network
 
 
-def slow_pairs(pairs, ratio):
-    """The fastest pair and the pairs under ``ratio`` of it.
+def reference(pair, best):
+    """What a pair is compared with: its reference in the report, else the fastest pair of the rounds."""
+    return float(pair.get("reference_gbps") or best)
 
-    The yardstick is the fastest pair of the rounds, where pairs share the network (and, on small
-    machines, the CPUs): a pair measured again alone (``retested``) is measured in better conditions
-    and says only whether that pair is slow, not how fast the others should be."""
+
+def slow_pairs(pairs, ratio):
+    """The fastest pair of the rounds and the pairs under ``ratio`` of their reference.
+
+    Without references the yardstick is the fastest pair of the rounds: a pair measured again alone
+    (``retested``) is measured in better conditions and says only whether that pair is slow, not
+    how fast the others should be."""
     rounds = [p["busbw_gbps"] for p in pairs if not p.get("retested")]
     best = max(rounds or [p["busbw_gbps"] for p in pairs], default=0.0)
     if ratio <= 0 or best <= 0:
         return best, []
-    return best, [p for p in pairs if p["busbw_gbps"] < ratio * best]
+    return best, [p for p in pairs if p["busbw_gbps"] < ratio * reference(p, best)]
+
+
+def gbps(values):
+    """One figure, or the range of several: 0.800 or 0.700-0.900 (GB/s)."""
+    low, high = min(values), max(values)
+    return "%.3f" % low if "%.3f" % low == "%.3f" % high else "%.3f-%.3f" % (low, high)
 
 
 def suspects(nodes, pairs, slow):
@@ -142,12 +156,12 @@ def healthcheck_grade(report, fail_below_gbps=0, degraded_below_gbps=0, pair_rat
     named = suspects(report.get("nodes") or [], pairs, slow)
     for node in named:
         mine = [p for p in pairs if node in p["nodes"]]
-        reasons.append("%s: every pair with it is slow (%s GB/s against %.3f GB/s for the fastest pair)"
-                       % (node, ", ".join("%.3f" % p["busbw_gbps"] for p in mine), best))
+        reasons.append("%s: every pair with it is slow (%s GB/s; their reference %s GB/s)"
+                       % (node, ", ".join("%.3f" % p["busbw_gbps"] for p in mine), gbps([reference(p, best) for p in mine])))
     for pair in slow:
         if not set(pair["nodes"]) & set(named):
-            reasons.append("link %s: %.3f GB/s, under %s of the fastest pair (%.3f GB/s)"
-                           % ("-".join(pair["nodes"]), pair["busbw_gbps"], pair_ratio, best))
+            reasons.append("link %s: %.3f GB/s, under %s of its reference (%.3f GB/s)"
+                           % ("-".join(pair["nodes"]), pair["busbw_gbps"], pair_ratio, reference(pair, best)))
     if slow and status == "pass":
         status = "degraded"
     transport = report.get("transport") or {}
@@ -164,14 +178,15 @@ def healthcheck_grade(report, fail_below_gbps=0, degraded_below_gbps=0, pair_rat
     table = aligned(rows)
     if pairs:
         slow_keys = {tuple(p["nodes"]) for p in slow}
-        prows = [["pair", "size", "busbw (GB/s)", "of fastest", ""]]  # a pair measured alone may pass 100 %
+        prows = [["pair", "size", "busbw (GB/s)", "of reference", ""]]  # a pair measured alone may pass 100 %
         prows += [["-".join(p["nodes"]), human(p["bytes"]), "%.3f" % p["busbw_gbps"],
-                   "%d%%" % round(100 * p["busbw_gbps"] / best) if best else "-",
-                   " ".join(w for w in ("SLOW" if tuple(p["nodes"]) in slow_keys else "", "(measured again)" if p.get("retested") else "")
+                   "%d%%" % round(100 * p["busbw_gbps"] / reference(p, best)) if reference(p, best) else "-",
+                   " ".join(w for w in ("SLOW" if tuple(p["nodes"]) in slow_keys else "", "(measured again)" if p.get("retested") else "",
+                                        "(%s stayed slow alone)" % p["explained_by"] if p.get("explained_by") else "")
                             if w)] for p in pairs]
         table += [""] + aligned(prows)
         if "pair_rounds" in report:
-            table.append("pairs: %d in %d round(s) of pairs measured at the same time, %d measured again alone; %.1f s"
+            table.append("pairs: %d in %d round(s) of pairs measured at the same time, %d reading(s) alone; %.1f s"
                          % (len(pairs), report["pair_rounds"], report.get("pair_retests", 0), report.get("pair_seconds", 0.0)))
     if transport:
         trows = [["node", "network", "devices", "paths"]]

@@ -5,19 +5,25 @@ times all_reduce over message sizes from --min-bytes to --max-bytes (doubling by
 world, then, with --pairs, between the first processes of pairs of nodes: in rounds of disjoint
 pairs that run at the same time (a round-robin schedule gives every pair in n-1 rounds of n/2
 pairs; --pair-rounds R measures a ring and random perfect matchings, R rounds, for large
-clusters). A pair under --pair-ratio of the fastest is measured again alone before it counts
-(and once more where it is still under it: alone on busy CPUs one reading varies tenfold),
-and with sampled rounds each of its nodes is also measured against a node of the fastest pair,
-so that the slow node or link shows as its own row. Every measurement is bounded: its iterations
-fit --budget seconds (at least one), and the sizes stop growing once one all_reduce takes longer
-than the budget (the sizes left out are listed). Bandwidths follow nccl-tests: algorithm
-bandwidth = bytes / time, bus bandwidth = algbw x 2(n-1)/n for all_reduce over n processes.
+clusters). A round's readings are short (one warm-up, at most SCREEN_ITERS all_reduces in a
+SCREEN_ITERS-th of the budget): they screen. Each pair is compared with its reference: the middle pair of its round where the round ran
+several pairs at once (they shared the network and, on small machines, the CPUs), else the fastest
+pair of the rounds. A pair under --pair-ratio of its reference is read again alone, with --warmup
+and --iters, before it counts (and once more where it is still under it: alone on busy CPUs one
+reading varies tenfold); a node in CONFIRMING pairs that stayed slow alone explains its other slow
+pairs, which are not read again. With sampled rounds each node of a slow pair is also measured
+against a node of the fastest pair, so that the slow node or link shows as its own row. Every
+measurement is bounded: its iterations fit --budget seconds (at least one; an all_reduce that takes
+half the budget ends the warm-up and is the reading), and the sizes stop growing once one
+all_reduce takes longer than the budget (the sizes left out are listed). Bandwidths follow
+nccl-tests: algorithm bandwidth = bytes / time, bus bandwidth = algbw x 2(n-1)/n for all_reduce
+over n processes.
 Times are the slowest rank's mean. Rank 0 writes one JSON report to --output:
 
     {"backend": "gloo", "world_size": 4, "nodes": ["node1", "node2"],
      "sizes": [{"bytes": 1048576, "time_us": 812.3, "algbw_gbps": 1.29, "busbw_gbps": 1.94}, ...],
      "sizes_cut": [], "pairs": [{"nodes": ["node1", "node2"], "bytes": 16777216, "time_us": ..., "busbw_gbps": ...,
-     "retested": false}], "pair_rounds": 1, "pair_retests": 0, "pair_seconds": 0.8, "seed": 12345}
+     "reference_gbps": ..., "retested": false}], "pair_rounds": 1, "pair_retests": 0, "pair_seconds": 0.8, "seed": 12345}
 
 Bandwidths are in GB/s (10^9 bytes per second), as nccl-tests prints them. The schedule
 (round_robin, sampled_rounds) needs no torch: torch is imported when the check runs.
@@ -26,6 +32,7 @@ Bandwidths are in GB/s (10^9 bytes per second), as nccl-tests prints them. The s
 from __future__ import annotations
 
 import argparse
+import collections
 import glob
 import json
 import os
@@ -38,6 +45,12 @@ import tempfile
 import time
 
 FLOAT_BYTES = 4
+# A round screens its pairs with a short reading (one warm-up, at most this many timed all_reduces,
+# in this share of the budget): it only has to find the pairs under their reference's ratio, and
+# those are read again in full, alone.
+SCREEN_ITERS = 3
+# A node in this many pairs that stayed slow when read alone is slow: its other slow pairs stand.
+CONFIRMING = 2
 torch = dist = None  # imported by main(): the schedule below is usable (and tested) without torch
 
 
@@ -50,7 +63,7 @@ def parse_args(argv):
     parser.add_argument("--pairs", action="store_true", help="also time pairs of nodes")
     parser.add_argument("--pair-bytes", type=int, default=16 << 20)
     parser.add_argument("--pair-rounds", type=int, default=0, help="rounds of pairs; 0 measures every pair (round robin)")
-    parser.add_argument("--pair-ratio", type=float, default=0.5, help="a pair under this share of the fastest is measured again")
+    parser.add_argument("--pair-ratio", type=float, default=0.5, help="a pair under this share of its reference is measured again")
     parser.add_argument("--budget", type=float, default=3.0, help="seconds one measurement may take (at least one all_reduce)")
     parser.add_argument("--seed", type=int, default=-1, help="the sampled rounds' seed; -1 picks one (reported)")
     parser.add_argument("--backend", choices=["auto", "gloo", "nccl"], default="auto")
@@ -110,6 +123,38 @@ def sampled_rounds(n, count, seed):
             rounds.append(pairs)
             seen.update(pairs)
     return rounds
+
+
+def references(rounds, times):
+    """Each measured pair's reference, in seconds: the middle reading of its round (the faster of
+    the two middle ones) where the round measured two pairs or more at the same time, else the
+    rounds' fastest reading. Pairs of one round share the network (and, on small machines, the
+    CPUs), so a busy round slows all of its pairs alike while a slow link stays below its round."""
+    best = min((times[p] for r in rounds for p in r if p in times), default=0.0)
+    found = {}
+    for round_pairs in rounds:
+        readings = sorted(times[p] for p in round_pairs if p in times)
+        middle = readings[(len(readings) - 1) // 2] if len(readings) > 1 else best
+        found.update((p, middle) for p in round_pairs if p in times)
+    return found, best
+
+
+def under(ratio, reference, seconds):
+    """Whether a reading of ``seconds`` is under ``ratio`` of the bandwidth of ``reference`` seconds."""
+    return ratio > 0 and seconds > 0 and reference / seconds < ratio
+
+
+def by_suspicion(slow):
+    """The slow pairs, those of the nodes in the most slow pairs first (a slow node is shown early)."""
+    count = collections.Counter(node for pair in slow for node in pair)
+    return sorted(slow, key=lambda pair: (-max(count[pair[0]], count[pair[1]]), pair))
+
+
+def slow_node(confirmed, pair):
+    """The node of ``pair`` already in CONFIRMING pairs that stayed slow alone, if any: it explains
+    the pair's slow reading in its round, which then stands without being read again (so a slow
+    node costs a few readings alone, not one per pair)."""
+    return next((node for node in pair if confirmed[node] >= CONFIRMING), None)
 
 
 def retests(slow, measured, fastest, sampled):
@@ -176,12 +221,16 @@ def timed_all_reduce(nbytes, iters, warmup, device, budget, group=None):
     many iterations as fit ``budget`` seconds by the warm-up's pace (at least one, at most ``iters``)."""
     tensor = torch.ones(nbytes // FLOAT_BYTES, dtype=torch.float32, device=device)
     start = time.perf_counter()
-    for _round in range(max(warmup, 1)):
+    dist.all_reduce(tensor, group=group)
+    synchronize(device)
+    first = agreed(time.perf_counter() - start, device, group)
+    if first * 2 > budget:  # one all_reduce took half the budget: it is the reading (a slow link costs one)
+        return first, first
+    start = time.perf_counter()
+    for _round in range(max(warmup, 1) - 1):
         dist.all_reduce(tensor, group=group)
     synchronize(device)
-    pace = torch.tensor([(time.perf_counter() - start) / max(warmup, 1)], dtype=torch.float64, device=device)
-    dist.all_reduce(pace, op=dist.ReduceOp.MAX, group=group)  # the group agrees on the count
-    pace = float(pace.item())
+    pace = agreed((time.perf_counter() - start + first) / max(warmup, 1), device, group)
     count = max(1, min(iters, int(budget / pace) if pace > 0 else iters))
     start = time.perf_counter()
     for _round in range(count):
@@ -190,16 +239,16 @@ def timed_all_reduce(nbytes, iters, warmup, device, budget, group=None):
     return (time.perf_counter() - start) / count, pace
 
 
+def agreed(seconds, device, group=None):
+    """The largest of the group's readings: every rank of the group takes the same decision on it."""
+    value = torch.tensor([seconds], dtype=torch.float64, device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX, group=group)
+    return float(value.item())
+
+
 def synchronize(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def slowest(seconds, device):
-    """The largest of every rank's time."""
-    value = torch.tensor([seconds], dtype=torch.float64, device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return float(value.item())
 
 
 def row(nbytes, seconds, n):
@@ -216,37 +265,48 @@ def measure_pairs(args, leaders, rank, device):
     rounds = sampled_rounds(n, args.pair_rounds, args.seed)
     times = {}
 
-    def run(round_pairs):
+    def run(round_pairs, screen=True):
         mine, _groups = dist.new_subgroups_by_enumeration([[leaders[a][2], leaders[b][2]] for a, b in round_pairs])
         seconds = torch.zeros(len(round_pairs), dtype=torch.float64, device=device)
+        iters, warmup, budget = ((min(args.iters, SCREEN_ITERS), min(args.warmup, 1), args.budget / SCREEN_ITERS) if screen
+                                 else (args.iters, args.warmup, args.budget))
         for index, (a, b) in enumerate(round_pairs):
             if rank in (leaders[a][2], leaders[b][2]):
-                seconds[index] = timed_all_reduce(args.pair_bytes, args.iters, args.warmup, device, args.budget, mine)[0]
+                seconds[index] = timed_all_reduce(args.pair_bytes, iters, warmup, device, budget, mine)[0]
         dist.all_reduce(seconds, op=dist.ReduceOp.MAX)
         return {pair: float(value) for pair, value in zip(round_pairs, seconds.tolist())}
 
     start = time.perf_counter()
     for round_pairs in rounds:
         times.update(run(round_pairs))
-    best = min(times.values())
-    slow = [p for p, t in sorted(times.items()) if args.pair_ratio > 0 and best / t < args.pair_ratio]
+    reference, best = references(rounds, times)
+    slow = [p for p, t in sorted(times.items()) if under(args.pair_ratio, reference[p], t)]
     fastest = min(times, key=times.get)
-    again = retests(slow, times, fastest, sampled)
-    retested = set()
-    for pair in again:
-        seconds = run([pair])[pair]
-        times[pair] = min(seconds, times.get(pair, seconds))  # a noisy first reading does not count
+    confirmed, retested, explained, readings = collections.Counter(), set(), {}, 0
+    for pair in retests(by_suspicion(slow), times, fastest, sampled):
+        node = slow_node(confirmed, pair)
+        if node is not None:  # its node is already shown slow alone: the round's reading stands
+            explained[pair] = node
+            continue
+        reference.setdefault(pair, best)
         retested.add(pair)
-    # A pair still slow against the rounds' fastest (the grading's yardstick; never itself measured
-    # again) is read once more: on busy CPUs one reading alone can be a tenth of the next, while a
-    # slow link stays slow.
-    twice = [p for p in sorted(retested) if args.pair_ratio > 0 and best / times[p] < args.pair_ratio]
-    for pair in twice:
-        times[pair] = min(times[pair], run([pair])[pair])
-    again += twice
-    rows = [dict(row(args.pair_bytes, times[pair], 2), nodes=[leaders[pair[0]][1], leaders[pair[1]][1]], retested=pair in retested)
-            for pair in sorted(times)]
-    return rows, {"pair_rounds": len(rounds), "pair_retests": len(again), "pair_seconds": round(time.perf_counter() - start, 3)}
+        # Read alone, and once more where still slow: alone on busy CPUs one reading can be a
+        # tenth of the next, while a slow link stays slow. The better reading counts.
+        for _reading in range(2):
+            seconds = run([pair], screen=False)[pair]
+            times[pair] = min(seconds, times.get(pair, seconds))
+            readings += 1
+            if not under(args.pair_ratio, reference[pair], times[pair]):
+                break
+        else:
+            confirmed.update(pair)
+    rows = []
+    for pair in sorted(times):
+        rows.append(dict(row(args.pair_bytes, times[pair], 2), nodes=[leaders[pair[0]][1], leaders[pair[1]][1]],
+                         reference_gbps=row(args.pair_bytes, reference[pair], 2)["busbw_gbps"], retested=pair in retested))
+        if pair in explained:
+            rows[-1]["explained_by"] = leaders[explained[pair]][1]
+    return rows, {"pair_rounds": len(rounds), "pair_retests": readings, "pair_seconds": round(time.perf_counter() - start, 3)}
 
 
 def transports(folder, expect_rdma, world):
@@ -305,7 +365,7 @@ def main(argv=None):
     wanted = sizes(args.min_bytes, args.max_bytes)
     for index, nbytes in enumerate(wanted):
         seconds, pace = timed_all_reduce(nbytes, args.iters, args.warmup, device, args.budget)
-        seconds = slowest(seconds, device)
+        seconds = agreed(seconds, device)
         report["sizes"].append(row(nbytes, seconds, world))
         if rank == 0:
             print("all_reduce %10d B  %10.1f us  busbw %.3f GB/s" % (nbytes, seconds * 1e6, report["sizes"][-1]["busbw_gbps"]),

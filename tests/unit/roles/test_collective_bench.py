@@ -90,3 +90,32 @@ def test_a_nodes_processes_are_merged_and_printed_on_one_line():
 def test_the_logging_environment_writes_a_file_per_process():
     env = bench.nccl_logging("/tmp/x")
     assert env == {"NCCL_DEBUG": "INFO", "NCCL_DEBUG_SUBSYS": "INIT,NET", "NCCL_DEBUG_FILE": "/tmp/x/nccl.%h.%p.log"}
+
+
+def test_each_pair_is_compared_with_the_middle_pair_of_its_round():
+    # Round one was busy (a 2-core host running 4 pairs at once); round two had node 5 slow.
+    rounds = [[(0, 1), (2, 3), (4, 5), (6, 7)], [(0, 2), (1, 3), (4, 6), (5, 7)], [(0, 7)]]
+    times = {(0, 1): 0.04, (2, 3): 0.05, (4, 5): 0.06, (6, 7): 0.08,
+             (0, 2): 0.01, (1, 3): 0.012, (4, 6): 0.011, (5, 7): 0.5, (0, 7): 0.02}
+    found, best = bench.references(rounds, times)
+    assert best == 0.01
+    assert {found[p] for p in rounds[0]} == {0.05}  # the faster middle reading of four
+    assert {found[p] for p in rounds[1]} == {0.011}
+    assert found[(0, 7)] == best  # alone in its round: the fastest of the rounds
+    slow = [p for p in sorted(times) if bench.under(0.5, found[p], times[p])]
+    assert slow == [(5, 7)]  # the busy round's 0.08 is not slow against its own round
+    assert [p for p in sorted(times) if bench.under(0.5, best, times[p])] != slow  # against the fastest of all it was
+    assert not bench.under(0, 0.01, 1.0)  # a ratio of 0 turns the comparison off
+
+
+def test_a_slow_node_costs_two_confirmed_readings_and_explains_its_other_pairs():
+    slow = [(0, 5), (1, 2), (1, 5), (2, 5), (3, 5), (4, 5)]
+    ordered = bench.by_suspicion(slow)
+    assert ordered[:5] == [(0, 5), (1, 5), (2, 5), (3, 5), (4, 5)] and ordered[5] == (1, 2)
+    confirmed = bench.collections.Counter()
+    assert bench.slow_node(confirmed, (0, 5)) is None
+    confirmed.update((0, 5))
+    assert bench.slow_node(confirmed, (1, 5)) is None  # one pair is a link's word, not a node's
+    confirmed.update((1, 5))
+    assert bench.CONFIRMING == 2 and bench.slow_node(confirmed, (2, 5)) == 5
+    assert bench.slow_node(confirmed, (1, 2)) is None  # node 1 is in one confirmed pair only
