@@ -109,6 +109,8 @@ def run(sizes: list[int], repeat: int) -> list[dict]:
                % (large["nodes"], base["nodes"], large["healthcheck"]["pair_rounds"], base["healthcheck"]["pair_rounds"],
                   large["pairs"] // base["pairs"]),
                large["healthcheck"]["pair_seconds"], base["healthcheck"]["pair_seconds"], 1.25 * large["nodes"] / base["nodes"]),  # linear, +25 %
+        result("scale_healthcheck", "Health check, whole run, %d vs %d nodes" % (large["nodes"], base["nodes"]),
+               large["healthcheck"]["wall_s"], base["healthcheck"]["wall_s"], 1.25 * large["nodes"] / base["nodes"]),  # linear, +25 %
         result("scale_converge", "Idempotent converge (setup.yml), %d vs %d nodes" % (large["nodes"], small["nodes"]),
                large["converge_s"], small["converge_s"], 2.0, **detail),
         result("scale_connectivity", "All-pairs connectivity check, %d vs %d nodes (%dx the pairs)"
