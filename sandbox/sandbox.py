@@ -17,6 +17,8 @@ sources) and Python's stock HTTP server for the wheelhouse.
     sandbox.py up --seed ...    boot the nodes on the image plus that layer: what NODE installed
                                 (packages, the venv) is there on every node without a download
 
+`up` raises the host's fs.inotify.max_user_instances where the nodes need more than it allows
+(about 10 each; the kernel's default of 128 stops at 20 nodes) and says so; `down` leaves it.
 Standard library only: it runs with the host's python3 before any venv exists.
 """
 
@@ -55,6 +57,11 @@ WHEEL_URL = "http://%s:%d/" % (HOST_ADDR, WHEEL_PORT)
 SHARED_DIR = STATE / "shared"
 SHARED_MOUNT = "/srv/shared"
 MAX_NODES = 32
+# Every node's systemd (its manager, logind, dbus) holds about ten inotify instances, all counted
+# against root on the host: at the kernel's default of 128 per user the 21st node's systemd fails
+# with "Failed to allocate manager object". `up` raises the limit to this per node (never lowers it).
+INOTIFY = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_BASE, INOTIFY_PER_NODE = 128, 12
 SUITE = "bookworm"  # Debian 12
 IMAGE_PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "python3",
@@ -201,6 +208,15 @@ def acng_config(sources: list[dict]) -> str:
 
 
 # ---- preflight --------------------------------------------------------------------------------
+def ensure_inotify(count: int, path: Path = INOTIFY) -> None:
+    """Raise fs.inotify.max_user_instances to what ``count`` nodes and the outsider need."""
+    need = INOTIFY_BASE + INOTIFY_PER_NODE * (count + 1)
+    have = int(path.read_text().strip())
+    if have < need:
+        path.write_text("%d\n" % need)
+        log("raised fs.inotify.max_user_instances from %d to %d (%d nodes: about 10 each)" % (have, need, count))
+
+
 def preflight() -> None:
     if os.geteuid() != 0:
         raise SandboxError("must run as root (systemd-nspawn, mounts and bridges need it)")
@@ -663,6 +679,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if args.seed and not seed_current(sources):
             raise SandboxError("no seed layer for the current image; `seed NODE` makes one from a set-up node")
         pubkey = ensure_key()
+        ensure_inotify(count)
         ensure_bridge()
         ensure_proxy(sources)
         for name in existing_nodes():

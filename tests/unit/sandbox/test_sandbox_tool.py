@@ -169,3 +169,16 @@ def test_wait_gone_returns_only_when_no_matching_process_is_left():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_the_inotify_limit_is_raised_for_the_nodes_and_never_lowered(tmp_path, capsys):
+    # At the kernel's default of 128 the 21st node's systemd failed: "Failed to allocate manager object".
+    limit = tmp_path / "max_user_instances"
+    limit.write_text("128\n")
+    sandbox.ensure_inotify(32, limit)
+    assert int(limit.read_text()) == 128 + 12 * 33 and "from 128 to 524" in capsys.readouterr().out
+    sandbox.ensure_inotify(2, limit)
+    assert int(limit.read_text()) == 524  # enough already: left as it is
+    limit.write_text("8192\n")
+    sandbox.ensure_inotify(32, limit)
+    assert int(limit.read_text()) == 8192 and capsys.readouterr().out == ""
