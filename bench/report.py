@@ -47,6 +47,7 @@ def markdown(run: dict, results: list[dict]) -> str:
                 size["controller_cpu_s"], size["nodes_cpu_s"],
                 size["connectivity_s"], size["connectivity_s"] / base["connectivity_s"], size["first_converge_s"]))
         lines += slow_tasks("Slowest tasks of the idempotent converge at %d nodes" % sizes[-1]["nodes"], sizes[-1]["slowest_tasks"])
+        lines += health_checks(sizes, by_key["scale_converge"]["details"].get("throttled"))
     if "healthcheck_bw" in by_key:
         details = by_key["healthcheck_bw"]["details"]
         lines += ["", "## Bandwidth", "",
@@ -62,6 +63,25 @@ def markdown(run: dict, results: list[dict]) -> str:
                 lines += ["", "## Relaunch", "", "Runs, seconds: launch.yml %s; parallel ssh %s." % (details["ours_runs"], details["baseline_runs"])]
             lines += slow_tasks(title, details.get("slowest_tasks", []))
     return "\n".join(lines) + "\n"
+
+
+def health_checks(sizes: list[dict], throttled: dict | None) -> list[str]:
+    """One row per size: the whole check, its pair phase in rounds, the readings alone, the grade."""
+    rows = [(str(size["nodes"]), size.get("healthcheck")) for size in sizes]
+    if throttled:
+        rows.append(("%d, %s throttled" % (throttled["nodes"], throttled.get("throttled", "?")), throttled))
+    rows = [(name, check) for name, check in rows if check]
+    if not rows:
+        return []
+    lines = ["", "## Health check per size", "",
+             "| Nodes | Whole run | Pair phase | Rounds | Per round | Readings alone | Grade | Named |", "|---|---|---|---|---|---|---|---|"]
+    for name, check in rows:
+        rounds = check.get("pair_rounds") or 0
+        lines.append("| %s | %.1f s | %.2f s | %d | %s | %s | %s | %s |" % (
+            name, check["wall_s"], check.get("pair_seconds") or 0.0, rounds,
+            "%.2f s" % (check["pair_seconds"] / rounds) if rounds else "-", check.get("pair_retests", 0),
+            check["status"], ", ".join(check.get("suspects") or []) or "-"))
+    return lines
 
 
 def slow_tasks(title: str, tasks: list) -> list[str]:
