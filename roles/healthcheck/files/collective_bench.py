@@ -218,8 +218,13 @@ def bus_factor(n):
 
 def timed_all_reduce(nbytes, iters, warmup, device, budget, group=None):
     """Mean seconds per all_reduce of nbytes on this rank, and the slowest warm-up of the group: as
-    many iterations as fit ``budget`` seconds by the warm-up's pace (at least one, at most ``iters``)."""
+    many iterations as fit ``budget`` seconds by the warm-up's pace (at least one, at most ``iters``).
+    With NCCL a group's first collective makes its communicator (seconds at scale), so one untimed
+    all_reduce comes first; gloo connects when the group is made."""
     tensor = torch.ones(nbytes // FLOAT_BYTES, dtype=torch.float32, device=device)
+    if device.type == "cuda":
+        dist.all_reduce(tensor, group=group)
+        synchronize(device)
     start = time.perf_counter()
     dist.all_reduce(tensor, group=group)
     synchronize(device)

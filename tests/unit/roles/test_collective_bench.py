@@ -119,3 +119,91 @@ def test_a_slow_node_costs_two_confirmed_readings_and_explains_its_other_pairs()
     confirmed.update((1, 5))
     assert bench.CONFIRMING == 2 and bench.slow_node(confirmed, (2, 5)) == 5
     assert bench.slow_node(confirmed, (1, 2)) is None  # node 1 is in one confirmed pair only
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+
+class FakeTensor:
+    def __init__(self, values):
+        self.values = list(values)
+
+    def item(self):
+        return self.values[0]
+
+
+class FakeTorch:
+    float32 = float64 = None
+
+    class cuda:  # noqa: N801 - torch's own name
+        @staticmethod
+        def synchronize(device):
+            pass
+
+    @staticmethod
+    def ones(count, dtype=None, device=None):
+        return FakeTensor([1.0] * 1)
+
+    @staticmethod
+    def tensor(values, dtype=None, device=None):
+        return FakeTensor(values)
+
+
+class FakeDist:
+    """all_reduce of data takes the next of ``seconds`` (the last one repeats) on the fake clock;
+    the small agreement all_reduces take no time and keep their value (one rank)."""
+
+    class ReduceOp:
+        MAX = "max"
+
+    def __init__(self, clock, seconds):
+        self.clock, self.seconds, self.data_calls = clock, list(seconds), 0
+
+    def all_reduce(self, tensor, op=None, group=None):
+        if op is None:
+            self.clock.now += self.seconds[min(self.data_calls, len(self.seconds) - 1)]
+            self.data_calls += 1
+
+
+class Device:
+    def __init__(self, kind):
+        self.type = kind
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(bench, "torch", FakeTorch)
+    monkeypatch.setattr(bench.time, "perf_counter", clock.perf_counter)
+
+    def make(seconds):
+        dist = FakeDist(clock, seconds)
+        monkeypatch.setattr(bench, "dist", dist)
+        return dist
+    return make
+
+
+def test_a_slow_link_costs_one_all_reduce_which_is_its_reading(fake):
+    dist = fake([2.7])  # 16 MiB at 50 Mbit/s, budget 3 s: the warm-up used to take three of them
+    seconds, pace = bench.timed_all_reduce(16 << 20, iters=10, warmup=3, device=Device("cpu"), budget=3.0)
+    assert (seconds, pace, dist.data_calls) == (2.7, 2.7, 1)
+
+
+def test_a_healthy_link_warms_up_then_runs_what_fits_the_budget(fake):
+    dist = fake([0.02])
+    seconds, _pace = bench.timed_all_reduce(16 << 20, iters=10, warmup=3, device=Device("cpu"), budget=3.0)
+    assert dist.data_calls == 3 + 10 and seconds == pytest.approx(0.02)
+
+
+def test_with_nccl_the_communicators_first_collective_is_not_a_reading(fake):
+    # NCCL makes a group's communicator on its first collective: 2 s here, then 0.01 s each.
+    dist = fake([2.0, 0.01])
+    seconds, pace = bench.timed_all_reduce(16 << 20, iters=10, warmup=1, device=Device("cuda"), budget=3.0)
+    assert seconds == pytest.approx(0.01) and pace == pytest.approx(0.01) and dist.data_calls == 1 + 1 + 10
+    dist = fake([2.0, 0.01])  # on the CPU (gloo) that first all_reduce would have been the reading
+    assert bench.timed_all_reduce(16 << 20, iters=10, warmup=1, device=Device("cpu"), budget=3.0)[0] == 2.0
