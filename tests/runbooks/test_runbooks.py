@@ -102,8 +102,9 @@ CHECKS = {
     "two-jobs.md": ["torchrun-eval", "success"],
     "bring-your-own-project.md": ["success on every node", "1 rank 0 starts at epoch 0 1 rank 0 starts at epoch 2",
                                   "1 rank 3 starts at epoch 0 1 rank 3 starts at epoch 2"],
+    # The runbooks before it (add-a-node, replace-a-failed-node) leave a group of three.
     "upgrade-one-node-at-a-time.md": ["node1 | CHANGED | rc=0 >> 2.13.0+cpu 2.6.6", "node2 | CHANGED | rc=0 >> 2.13.0+cpu 2.6.6",
-                                      "stack: the 2 node(s) run the same versions", "success"],
+                                      "node3 | CHANGED | rc=0 >> 2.13.0+cpu 2.6.6", "stack: the 3 node(s) run the same versions", "success"],
     "air-gapped-install.md": ["node1 | SUCCESS", "node2 | SUCCESS", "stack: the 2 node(s) run the same versions", "success"],
 }
 
