@@ -16,7 +16,7 @@ class ActionModule(ActionBase):
     """Run the preflight validator over hostvars (and node facts); never contacts a node."""
 
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("group", "facts", "fail", "whole_group"))
+    _VALID_ARGS = frozenset(("group", "facts", "fail", "whole_group", "partial_var", "areas"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -25,6 +25,8 @@ class ActionModule(ActionBase):
             "facts": {"type": "str", "default": ""},
             "fail": {"type": "bool", "default": True},
             "whole_group": {"type": "bool", "default": False},
+            "partial_var": {"type": "str", "default": ""},
+            "areas": {"type": "list", "elements": "str", "default": [], "choices": [area.__name__ for area in checks.AREAS]},
         })
         hostvars = task_vars["hostvars"]
         hosts = list(task_vars["groups"].get(params["group"], []))
@@ -47,9 +49,10 @@ class ActionModule(ActionBase):
         on_node = values.get(hosts[0], {}).get("torchrun_script_on_node") if hosts else None
         if isinstance(script, str) and on_node in (False, "false", "False", "no"):
             cluster.script_on_controller = checks.script_found(script, ROLES, task_vars.get("playbook_dir", "."))
-        found += checks.validate(cluster)
+        areas = [area for area in checks.AREAS if area.__name__ in params["areas"]] if params["areas"] else checks.AREAS
+        found += checks.validate(cluster, areas)
         if params["whole_group"]:
-            found += checks.whole_group(cluster, task_vars.get("ansible_play_hosts_all", hosts))
+            found += checks.whole_group(cluster, task_vars.get("ansible_play_hosts_all", hosts), params["partial_var"])
         result["problems"] = [{"host": p.host, "var": p.var, "message": p.message} for p in found]
         result["hosts"] = hosts
         result["addresses"] = [cluster.addresses.get(host) for host in hosts]

@@ -10,9 +10,9 @@ author: onprem.torchrun developers (@onprem)
 version_added: 0.1.0
 short_description: The job's ports - master, collective range, check ports - and what follows from them
 description:
-  - Reads C(torchrun_master_port), C(torchrun_collective_port_range), C(connectivity_probe_port) and
-    C(healthcheck_port) from O(_input) (a host's variables); a check port left unset is the range's
-    first port.
+  - Reads C(torchrun_master_port), C(torchrun_collective_port_range) and C(connectivity_probe_port)
+    from O(_input) (a host's variables); the check port left unset is the range's first port. The
+    health check uses the master port (it runs only while the job is stopped).
   - Returns every port as an integer and what the roles derive from them, so no role computes a port
     itself. The contract role exposes the result as C(__torchrun_ports).
 options:
@@ -36,7 +36,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: C(master), C(probe), C(healthcheck) (ints), C(range) ([first, last]), C(span) (C(first-last)),
+  description: C(master), C(probe) (ints), C(range) ([first, last]), C(span) (C(first-last)),
     C(open) (the ports the firewall opens to the peers, as strings), C(reserved) (sorted ports the kernel never
     hands out), C(sysctl) (the value of C(net.ipv4.ip_local_port_range)) and C(env) (the environment file's lines).
   type: dict

@@ -2,9 +2,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The job's ports, in one place: which there are, where each lies, and what follows from them.
 
-A job has a master port (the rendezvous store on the master node) and a collective range (the
-ports gloo and NCCL listen on, which becomes the kernel's ephemeral range). Some checks listen on
-ports of their own inside that range. Everything else is derived here: the ports the firewall
+A job has a master port (the rendezvous store on the master node; the health check's store too,
+while the job is stopped) and a collective range (the ports gloo and NCCL listen on, which becomes
+the kernel's ephemeral range). The connectivity check listens on a port of its own inside that range. Everything else is derived here: the ports the firewall
 opens to the peers, the ports the kernel must never hand out, the sysctl value, the lines of the
 job's environment file and reading them back. The contract role exposes the result as
 __torchrun_ports (filter onprem.torchrun.port_model); preflight checks the same PORTS.
@@ -26,7 +26,6 @@ Port = namedtuple("Port", "name var inside env")
 PORTS = (
     Port("master", "torchrun_master_port", False, "TORCHRUN_MASTER_PORT"),
     Port("probe", "connectivity_probe_port", True, None),
-    Port("healthcheck", "healthcheck_port", True, None),
 )
 RANGE_VAR, RANGE_ENV = "torchrun_collective_port_range", "TORCHRUN_COLLECTIVE_PORT_RANGE"
 

@@ -11,7 +11,8 @@ author: onprem.torchrun developers (@onprem)
 version_added: 0.1.0
 short_description: What the preflight checks need to know about a node, read without changing it
 description:
-  - Lists the TCP sockets listening on the node, each with the process, PID and systemd unit that
+  - Lists the TCP sockets listening on the node, each with the process (its name, and the executable
+    and uid the kernel knows), PID and systemd unit that
     holds it (from C(/proc/net/tcp), C(/proc/net/tcp6) and the processes' file descriptors), so a
     port in use can be named together with its owner.
   - Counts the NVIDIA GPUs on the PCI bus (C(/sys/bus/pci/devices)), which needs no driver, so the
@@ -68,6 +69,24 @@ options:
     description: The comment (GECOS) of accounts the collection created.
     type: str
     default: onprem.torchrun jobs
+  venv:
+    description:
+      - A Python environment that root runs programs of (the requirements check, py-spy); RV(venv_untrusted)
+        names the first part of it, or folder above it, that an account other than root can change. Empty reads none.
+    type: str
+    default: ""
+    version_added: 0.2.0
+  cluster:
+    description: The cluster this run is for (the contract's __torchrun_cluster_id), returned as RV(cluster) for the validator to compare with each job's.
+    type: str
+    default: ""
+    version_added: 0.2.0
+  nofollow:
+    description: Folders root sets the owner and mode of; RV(links) names those that are symbolic links.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.2.0
 extends_documentation_fragment:
   - onprem.torchrun.cluster.read_only
 """
@@ -80,12 +99,33 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+cluster:
+  description: O(cluster), as given (null when empty).
+  returned: always
+  type: str
+  sample: "trainers:0123456789ab"
+ssh_ports:
+  description: The ports sshd listens on, known by its executable and its uid (root), not by its name.
+  returned: always
+  type: list
+  elements: int
+  sample: [22]
+venv_untrusted:
+  description: Where O(venv) can be changed by an account other than root (C(path), C(owner), C(mode)); null when it cannot.
+  returned: always
+  type: dict
+  sample: {"path": "/srv/envs/torch", "owner": "alice", "mode": "0755"}
+links:
+  description: Each of O(nofollow) that is a symbolic link, with its target.
+  returned: always
+  type: dict
+  sample: {"/var/lib/torchrun/train/checkpoints": "/etc"}
 listeners:
   description: The node's listening TCP sockets (IPv4 and IPv6), one entry per port and owner.
   returned: always
   type: list
   elements: dict
-  sample: [{"port": 22, "address": "0.0.0.0", "process": "sshd", "pid": 210, "unit": "ssh.service"}]
+  sample: [{"port": 22, "address": "0.0.0.0", "process": "sshd", "pid": 210, "unit": "ssh.service", "exe": "/usr/sbin/sshd", "uid": 0}]
 gpus:
   description: NVIDIA GPUs (PCI display and 3D controllers of vendor 0x10de) on the node.
   returned: always
@@ -181,11 +221,12 @@ jobs:
   description:
     - The torchrun jobs installed on the node, from /etc/torchrun/<job>.env.
     - C(user) is null for jobs set up by versions before per-job users; C(gpus) is null for a job that uses every GPU.
+    - C(backend) is the job's rendezvous (static or c10d); C(cluster) the cluster that installed it (null before 0.2.0).
   returned: always
   type: list
   elements: dict
   sample: [{"job": "train", "master_port": 29500, "collective_port_range": [52000, 53999], "user": "torchrun-train",
-            "accelerator": "cuda", "gpus": ["0", "1"]}]
+            "accelerator": "cuda", "gpus": ["0", "1"], "backend": "static", "cluster": "trainers:0123456789ab"}]
 """
 
 import glob
@@ -193,6 +234,7 @@ import grp
 import os
 import pwd
 import re
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.onprem.torchrun.plugins.module_utils import fabric, pcie, ports, project
@@ -235,8 +277,11 @@ def unit_of(cgroup: str) -> str:
     return ""
 
 
-def socket_owners(proc: str = "/proc") -> dict[str, tuple[int, str, str]]:
-    """Socket inode to (pid, process name, unit) over every process the module can see."""
+def socket_owners(proc: str = "/proc") -> dict[str, tuple[int, str, str, str, int | None]]:
+    """Socket inode to (pid, process name, unit, executable, uid) over every process the module can see.
+
+    The name (comm) is whatever the process chose; the executable (the /proc/PID/exe link) and the
+    uid are the kernel's: they tell the real sshd from a process that only calls itself so."""
     owners = {}
     for entry in os.listdir(proc):
         if not entry.isdigit():
@@ -261,8 +306,16 @@ def socket_owners(proc: str = "/proc") -> dict[str, tuple[int, str, str]]:
                 name, unit = comm.read().strip(), unit_of(cgroup.read())
         except OSError:
             continue
+        try:
+            exe = os.readlink(os.path.join(base, "exe"))
+        except OSError:
+            exe = ""
+        try:
+            uid = os.stat(base).st_uid
+        except OSError:
+            uid = None
         for inode in inodes:
-            owners.setdefault(inode, (int(entry), name, unit))
+            owners.setdefault(inode, (int(entry), name, unit, exe, uid))
     return owners
 
 
@@ -277,8 +330,8 @@ def listeners(proc: str = "/proc") -> list[dict]:
     owners = socket_owners(proc)
     found = []
     for inode, (address, port) in sockets.items():
-        pid, name, unit = owners.get(inode, (0, "", ""))
-        entry = {"port": port, "address": address, "process": name, "pid": pid, "unit": unit}
+        pid, name, unit, exe, uid = owners.get(inode, (0, "", "", "", None))
+        entry = {"port": port, "address": address, "process": name, "pid": pid, "unit": unit, "exe": exe, "uid": uid}
         if entry not in found:
             found.append(entry)
     return sorted(found, key=lambda e: (e["port"], e["address"], e["pid"]))
@@ -342,6 +395,54 @@ def account(name: str, marker: str, uid: int = 0) -> dict:
         except KeyError:
             pass
     return found
+
+
+def ssh_ports(found: list[dict]) -> list[int]:
+    """The ports the node's real sshd listens on: by its executable and root's uid, as the kernel
+    reports them, never by the name a process gives itself (any user can call a listener sshd)."""
+    return sorted({e["port"] for e in found if os.path.basename(e.get("exe") or "") == "sshd" and e.get("uid") == 0})
+
+
+def writable_by_others(path: str) -> dict | None:
+    """The first of ``path`` and the folders above it that an account other than root can change (its
+    owner is not root, or group or others may write it without the sticky bit), else None; ``path``
+    itself may be missing (what root would create there). Links are followed as root would."""
+    here = os.path.realpath(path)
+    while True:
+        try:
+            info = os.stat(here)
+        except OSError:
+            info = None
+        if info is not None:
+            loose = info.st_mode & 0o022 and not (stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX)
+            if info.st_uid != 0 or loose:
+                try:
+                    owner = pwd.getpwuid(info.st_uid).pw_name
+                except KeyError:
+                    owner = str(info.st_uid)
+                return {"path": here, "owner": owner, "mode": "%04o" % (info.st_mode & 0o7777)}
+        if here == "/":
+            return None
+        here = os.path.dirname(here)
+
+
+def venv_trust(venv: str) -> dict | None:
+    """Where a Python environment root runs (the requirements check, py-spy) can be changed by another
+    account: the environment's folder and those above it, its bin and lib folders, and the real
+    interpreter; None when only root can change them."""
+    places = [venv, os.path.join(venv, "bin"), os.path.join(venv, "lib")]
+    places += sorted(glob.glob(os.path.join(venv, "lib", "python*", "site-packages")))
+    places += [os.path.join(venv, "bin", name) for name in ("python", "py-spy", "torchrun") if os.path.lexists(os.path.join(venv, "bin", name))]
+    for place in places:
+        found = writable_by_others(place)
+        if found:
+            return found
+    return None
+
+
+def links(paths: list[str]) -> dict[str, str]:
+    """Those of ``paths`` (folders root sets the owner and mode of) that are symbolic links, with their targets."""
+    return {path: os.readlink(path) for path in paths if os.path.islink(path)}
 
 
 def folder_access(path: str, user: str) -> dict:
@@ -425,6 +526,7 @@ def installed_jobs(folder: str = "/etc/torchrun") -> list[dict]:
         values = assignments(read(path))
         gpus = values.get("CUDA_VISIBLE_DEVICES")
         jobs.append(dict(job=job, user=values.get("TORCHRUN_USER") or None, accelerator=values.get("TORCHRUN_ACCELERATOR") or None,
+                         backend=values.get("TORCHRUN_RDZV_BACKEND") or None, cluster=values.get("TORCHRUN_CLUSTER") or None,
                          gpus=[g for g in gpus.split(",") if g] if gpus is not None else None, **ports.from_env(values)))
     return jobs
 
@@ -486,6 +588,9 @@ def main() -> None:
             "uid": {"type": "int", "default": 0},
             "marker": {"type": "str", "default": "onprem.torchrun jobs"},
             "interface": {"type": "str", "default": ""},
+            "venv": {"type": "str", "default": ""},
+            "cluster": {"type": "str", "default": ""},
+            "nofollow": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
@@ -502,9 +607,11 @@ def main() -> None:
     path = module.params["path"]
     active = firewall_managers(module)
     gpu_devices = pcie.nvidia_devices(pcie.GPU_CLASSES)
+    sockets = listeners()
     module.exit_json(
         changed=False,
-        listeners=listeners(),
+        listeners=sockets,
+        ssh_ports=ssh_ports(sockets),
         gpus=len(gpu_devices),
         nvswitches=pci_count(NVSWITCH_CLASSES),
         fabric=fabric.read(),
@@ -520,6 +627,9 @@ def main() -> None:
         nft_tables=nft_tables(module),
         nft_own_tables=[name.split()[1] for name in declared_tables(read("/etc/torchrun/firewall.nft")) if name.startswith("inet ")],
         jobs=installed_jobs(),
+        venv_untrusted=venv_trust(module.params["venv"]) if module.params["venv"] else None,
+        links=links(module.params["nofollow"]),
+        cluster=module.params["cluster"] or None,
         **platform(),
     )
 

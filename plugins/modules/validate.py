@@ -21,10 +21,13 @@ description:
   - Then checks, one area at a time, names and paths (job, user, table grammar; reserved job
     names), the consistency of cluster-wide settings between hosts, ports, addresses and
     firewall peers, process counts and GPUs, the rendezvous, the job's account, the firewall,
-    and the sources of the NVIDIA and Python stacks.
+    the sources of the NVIDIA and Python stacks, and the job as the trust boundary (inventory and
+    group names by their grammar, SSH ports that are never the job's, a Python environment root
+    runs only where root alone writes).
   - With O(facts), the node stage also checks what M(onprem.torchrun.node_probe) read on each
     node (listeners, GPUs, pre-set rank variables, the script, other jobs, the account, the
-    firewall managers and nftables tables).
+    firewall managers and nftables tables, links planted where root sets owners, a job of the same
+    name installed by another cluster, a c10d store in the collective range another job shares).
   - Fails with one report of every problem found, or returns them in RV(problems).
 options:
   group:
@@ -44,10 +47,26 @@ options:
   whole_group:
     description:
       - Also refuse a play that does not hold every node of the group (C(--limit), a narrower host
-        pattern), naming the nodes left out. For plays that start something on all nodes at once
-        (launch, health check), whose nodes would otherwise wait their whole join timeout.
+        pattern), naming the nodes left out. For plays that start, stop or change the job on all nodes
+        at once (launch, health check, setup, stop), whose nodes would otherwise wait their whole join
+        timeout or hang on their peers.
     type: bool
     default: false
+  partial_var:
+    description:
+      - With O(whole_group), the setting (such as C(job_partial)) whose value true lets the play run on
+        part of the group. Empty allows no part (launch, health check).
+    type: str
+    default: ""
+    version_added: 0.2.0
+  areas:
+    description:
+      - Check only these areas (the validator's functions, such as C(ownership)); empty checks every area.
+        The types of the values are always checked.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.2.0
 attributes:
   action:
     description: The work is done by an action plugin on the controller.

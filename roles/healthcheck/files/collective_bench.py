@@ -314,7 +314,22 @@ def measure_pairs(args, leaders, rank, device):
     return rows, {"pair_rounds": len(rounds), "pair_retests": readings, "pair_seconds": round(time.perf_counter() - start, 3)}
 
 
-def transports(folder, expect_rdma, world):
+def gathered(value, device, world):
+    """Every rank's ``value`` (plain JSON data) in rank order, as bytes through all_gather: never
+    all_gather_object, which unpickles whatever the others send."""
+    data = json.dumps(value).encode("utf-8")
+    size = torch.tensor([len(data)], dtype=torch.int64, device=device)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size)
+    lengths = [int(s.item()) for s in sizes]
+    buffer = torch.zeros(max(lengths), dtype=torch.uint8, device=device)
+    buffer[:len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8).to(device)
+    buffers = [torch.zeros_like(buffer) for _ in range(world)]
+    dist.all_gather(buffers, buffer)
+    return [json.loads(bytes(b[:n].cpu().tolist()).decode("utf-8")) for b, n in zip(buffers, lengths)]
+
+
+def transports(folder, expect_rdma, world, device):
     """Every node's NCCL transport (after the world's communicator is made): read from this process's
     log, gathered, printed by rank 0; the folder is removed."""
     text = ""
@@ -322,8 +337,7 @@ def transports(folder, expect_rdma, world):
         with open(path, encoding="utf-8", errors="replace") as handle:
             text += handle.read()
     shutil.rmtree(folder, ignore_errors=True)
-    everyone = [None] * world
-    dist.all_gather_object(everyone, (socket.gethostname(), transport(text)))
+    everyone = gathered([socket.gethostname(), transport(text)], device, world)
     nodes = {}
     for host, entry in everyone:
         nodes.setdefault(host, []).append(entry)
@@ -356,10 +370,9 @@ def main(argv=None):
     rank, world = dist.get_rank(), dist.get_world_size()
 
     # Who runs where: the nodes in group-rank order, and each node's first process; rank 0's seed.
-    me = (int(os.environ.get("GROUP_RANK", "0")), local_rank, socket.gethostname(), rank,
-          args.seed if args.seed >= 0 else random.SystemRandom().randrange(1 << 31))
-    everyone = [None] * world
-    dist.all_gather_object(everyone, me)
+    me = [int(os.environ.get("GROUP_RANK", "0")), local_rank, socket.gethostname(), rank,
+          args.seed if args.seed >= 0 else random.SystemRandom().randrange(1 << 31)]
+    everyone = gathered(me, device, world)
     args.seed = next(seed for _g, _l, _h, r, seed in everyone if r == 0)
     leaders = sorted((group_rank, host, r) for group_rank, local, host, r, _s in everyone if local == 0)
     nodes = [host for _g, host, _r in leaders]
@@ -380,7 +393,7 @@ def main(argv=None):
             break
 
     if nccl_folder:
-        report.update(transports(nccl_folder, args.expect_rdma, world))
+        report.update(transports(nccl_folder, args.expect_rdma, world, device))
 
     if args.pairs and len(leaders) > 1:
         report["pairs"], phase = measure_pairs(args, leaders, rank, device)

@@ -31,7 +31,8 @@ GROUP_VARS["sandbox_package_host"] = "198.18.0.1:3142"
 GROUP_VARS["sandbox_wheelhouse_url"] = "http://198.18.0.1:3143/"
 # What node_probe reads on a fresh sandbox node.
 HEALTHY_NODE = {
-    "listeners": [{"port": 22, "address": "0.0.0.0", "process": "sshd", "pid": 100, "unit": "ssh.service"}],
+    "listeners": [{"port": 22, "address": "0.0.0.0", "process": "sshd", "pid": 100, "unit": "ssh.service", "exe": "/usr/sbin/sshd", "uid": 0}],
+    "ssh_ports": [22], "links": {}, "venv_untrusted": None, "cluster": "trainers:0123456789ab",
     "gpus": 0, "fabric": {"devices": [], "char_devices": []}, "preset": [], "path_exists": True, "firewall_active": [], "nft_tables": [], "nft_own_tables": [], "jobs": [],
     "account": {"name": "torchrun", "exists": False, "uid": None, "home": "", "ours": False, "group_exists": False},
 }
@@ -125,7 +126,7 @@ def typed_value(name, kind):
     value = DEFAULTS.get(name)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    return {"connectivity_probe_port": "52000", "healthcheck_port": "52001"}.get(name, "1")
+    return {"connectivity_probe_port": "52000"}.get(name, "1")
 
 
 @pytest.mark.parametrize("name,kind", TYPED)
@@ -256,12 +257,12 @@ def test_a_template_that_fails_is_named_and_a_secret_one_hides_its_text():
 
 
 def test_a_default_that_refers_to_another_setting_follows_the_users_value():
-    # torchrun_user defaults to torchrun-<job>; the check ports, unset, to the first port of the range given.
+    # torchrun_user defaults to torchrun-<job>; the check port, unset, to the first port of the range given.
     made, found = cluster({"torchrun_collective_port_range": [54000, 55999], "torchrun_job": "eval"})
     assert found + checks.validate(made) == []
     assert made.values["node1"]["torchrun_user"] == "torchrun-eval"
     model = ports.model(made.values["node2"])
-    assert model["probe"] == model["healthcheck"] == 54000 and model["span"] == "54000-55999"
+    assert model["probe"] == 54000 and model["span"] == "54000-55999"
 
 
 def test_a_play_that_leaves_out_nodes_of_the_group_is_named():
@@ -269,10 +270,21 @@ def test_a_play_that_leaves_out_nodes_of_the_group_is_named():
     assert checks.whole_group(made, ["node1", "node2"]) == []
     found = checks.whole_group(made, ["node1"])
     assert [p.message for p in found] == [
-        "node1: this play leaves out node2 of group trainers (--limit or a narrower host pattern); a job and its health check run "
-        "on every node of the group at once, and the others would wait their whole join timeout: run without --limit, or take "
-        "it out of group trainers"]
+        "node1: this play leaves out node2 of group trainers (--limit or a narrower host pattern); a job runs on every node of the "
+        "group at once, and part of it started, stopped or changed leaves the others waiting their whole join timeout or hanging "
+        "on their peers: run without --limit, or take it out of group trainers"]
     assert "leaves out node1, node2 of group" in checks.whole_group(made, [])[0].message
+
+
+def test_a_play_that_may_mean_part_of_the_group_says_so_with_job_partial():
+    # setup and stop name job_partial; launch and the health check never run on part of the group.
+    made, _ = cluster()
+    found = checks.whole_group(made, ["node1"], "job_partial")
+    assert len(found) == 1 and found[0].message.endswith("say so with -e job_partial=true")
+    made, _ = cluster({"job_partial": "true"})  # -e gives a string; the types area converts it, as the action runs it first
+    assert checks.validate(made) == []
+    assert checks.whole_group(made, ["node1"], "job_partial") == []
+    assert len(checks.whole_group(made, ["node1"])) == 1
 
 
 def test_a_projects_script_must_be_a_file_inside_it(tmp_path):
@@ -345,3 +357,29 @@ def test_a_site_environment_the_unit_cannot_see_is_refused():
         "PrivateTmp); put it under /opt or /srv"]
     made, found = cluster({"torchrun_venv": "/opt/conda/envs/train", "pytorch_venv_external": True})
     assert found + checks.validate(made) == []
+
+
+@pytest.mark.parametrize(("name", "good"), [
+    ("node1", True), ("gpu-01.lab.example.org", True), ("198.18.0.11", True), ("node_1", True), ("A1", True),
+    ("node1\nLD_PRELOAD=/tmp/x.so", False),  # a second line in the env file, an accept rule in the nft file
+    ("node1 ", False), ("node1;touch /tmp/x", False), ("-node1", False), ("a..b", False), ("node1.", False),
+    ("node1/../etc", False), ("n\u00f6de", False), ("x" * 254, False), ("a" * 64 + ".b", False), ("a" * 63 + ".b", True),
+])
+def test_inventory_names_follow_the_host_name_grammar_before_anything_reads_them(name, good):
+    made, found = cluster(hosts={name: "198.18.0.11", "node2": "198.18.0.12"})
+    problems = [p for p in found + checks.validate(made) if p.var == "inventory name"]
+    if good:
+        assert problems == []
+    else:
+        assert [p.host for p in problems] == [name]
+        assert problems[0].message.startswith("%s: the inventory name %s must be a host name" % (checks.shown(name), checks.shown(name)))
+        assert "\n" not in problems[0].message.replace(name, "")
+
+
+@pytest.mark.parametrize(("group", "good"), [("trainers", True), ("gpu_nodes", True), ("_x", True), ("trainers:!node2", False),
+                                             ("all,node3", False), ("gpus-a", False), ("1st", False)])
+def test_the_group_name_is_an_inventory_group_name(group, good):
+    made = checks.Cluster(group=group, hosts=[], values={})
+    problems = checks.validate(made)
+    assert (problems[0].var, problems[0].host) == ("torchrun_group", "inventory")
+    assert ("must be an inventory group name" in problems[0].message) != good

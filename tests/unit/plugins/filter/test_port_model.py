@@ -15,7 +15,8 @@ CONTRACT = yaml.safe_load((ROOT / "roles" / "torchrun" / "defaults" / "main.yml"
 
 def test_the_contracts_defaults_give_the_documented_ports():
     model = port_model(CONTRACT)
-    assert (model["master"], model["range"], model["probe"], model["healthcheck"]) == (29500, [52000, 53999], 52000, 52000)
+    assert (model["master"], model["range"], model["probe"]) == (29500, [52000, 53999], 52000)
+    assert "healthcheck" not in model  # the health check runs on the master port
     assert model["open"] == ["29500", "52000-53999"]
     assert model["reserved"] == [29500, 52000]
     assert model["sysctl"] == "52000 53999"
@@ -25,9 +26,9 @@ def test_the_contracts_defaults_give_the_documented_ports():
 def test_strings_from_the_command_line_and_set_check_ports_are_taken():
     # -e gives strings; a check port set by the user is reserved where it is, not at the range's start.
     model = port_model({"torchrun_master_port": "29600", "torchrun_collective_port_range": ["54000", "55999"],
-                        "connectivity_probe_port": "54010", "healthcheck_port": ""})
-    assert (model["master"], model["probe"], model["healthcheck"]) == (29600, 54010, 54000)
-    assert model["reserved"] == [29600, 54000, 54010]
+                        "connectivity_probe_port": "54010"})
+    assert (model["master"], model["probe"]) == (29600, 54010)
+    assert model["reserved"] == [29600, 54010]
 
 
 def test_other_jobs_master_ports_are_reserved_once():
@@ -42,7 +43,7 @@ def test_what_the_env_file_says_is_read_back_by_the_node_probe(tmp_path):
     (tmp_path / "eval.secret.env").write_text("TOKEN=x\n")
     assert node_probe.installed_jobs(str(tmp_path)) == [
         {"job": "eval", "user": "torchrun-eval", "accelerator": None, "gpus": None, "master_port": 29700,
-         "collective_port_range": [52000, 53999]}]
+         "collective_port_range": [52000, 53999], "backend": None, "cluster": None}]
 
 
 def test_a_missing_or_broken_setting_is_a_filter_error_naming_the_variables():

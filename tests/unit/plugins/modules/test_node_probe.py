@@ -39,6 +39,60 @@ def test_listeners_names_this_process():
     assert len(mine) == 1, mine
     assert mine[0]["pid"] == os.getpid() and mine[0]["address"] == "127.0.0.1"
     assert mine[0]["process"] == open("/proc/self/comm").read().strip()
+    # The kernel's executable and uid, whatever the process calls itself.
+    assert mine[0]["exe"] == os.path.realpath("/proc/self/exe") and mine[0]["uid"] == os.getuid()
+
+
+@pytest.mark.parametrize(("entries", "ports"), [
+    ([{"port": 22, "process": "sshd", "exe": "/usr/sbin/sshd", "uid": 0}], [22]),
+    # A user's listener that calls itself sshd (exec -a, prctl) is not SSH: its port stays closed.
+    ([{"port": 2222, "process": "sshd", "exe": "/usr/bin/python3.11", "uid": 1001}], []),
+    # The real sshd binary started by a user on its own port is not the node's SSH either.
+    ([{"port": 2200, "process": "sshd", "exe": "/usr/sbin/sshd", "uid": 1001}], []),
+    ([{"port": 2022, "process": "anything", "exe": "/usr/sbin/sshd", "uid": 0},
+      {"port": 22, "process": "sshd", "exe": "/usr/sbin/sshd", "uid": 0}, {"port": 22, "process": "sshd", "exe": "/usr/sbin/sshd", "uid": 0}],
+     [22, 2022]),
+    ([{"port": 22, "process": "sshd", "exe": "", "uid": None}], []),  # a process root could not read is not trusted
+])
+def test_ssh_ports_are_known_by_executable_and_uid_not_by_name(entries, ports):
+    assert node_probe.ssh_ports(entries) == ports
+
+
+def test_a_path_another_account_can_change_is_named_with_the_first_such_place(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give files to other accounts")
+    top = tmp_path / "opt"
+    venv = top / "env"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "lib" / "python3.11" / "site-packages").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("")
+    os.chmod(tmp_path, 0o755)
+    for path in (top, venv, venv / "bin", venv / "lib", venv / "lib" / "python3.11", venv / "lib" / "python3.11" / "site-packages"):
+        os.chown(path, 0, 0)
+        os.chmod(path, 0o755)
+    base = node_probe.writable_by_others(str(tmp_path))
+    if base is not None:  # the test's own temp folder is above: only what lies below it is under test
+        pytest.skip("the temp folder %s is not root's alone" % base["path"])
+    assert node_probe.venv_trust(str(venv)) is None
+    assert node_probe.writable_by_others(str(venv / "missing" / "deeper")) is None  # what root would create there
+    os.chmod(venv / "lib" / "python3.11" / "site-packages", 0o777)
+    assert node_probe.venv_trust(str(venv))["path"] == str(venv / "lib" / "python3.11" / "site-packages")
+    os.chmod(venv / "lib" / "python3.11" / "site-packages", 0o755)
+    os.chown(venv / "bin" / "python", 65534, 65534)
+    assert node_probe.venv_trust(str(venv)) == {"path": str(venv / "bin" / "python"), "owner": "nobody", "mode": "0644"}
+    os.chown(venv / "bin" / "python", 0, 0)
+    os.chmod(top, 0o1777)  # sticky, like /tmp: others cannot replace what root owns in it
+    assert node_probe.venv_trust(str(venv)) is None
+    os.chmod(top, 0o775)
+    assert node_probe.venv_trust(str(venv))["path"] == str(top)
+
+
+def test_links_names_the_folders_that_are_symbolic_links(tmp_path):
+    (tmp_path / "job").mkdir()
+    (tmp_path / "job" / "checkpoints").symlink_to("/etc")
+    (tmp_path / "job" / "healthcheck").mkdir()
+    wanted = [str(tmp_path / "job"), str(tmp_path / "job" / "checkpoints"), str(tmp_path / "job" / "healthcheck"), str(tmp_path / "none")]
+    assert node_probe.links(wanted) == {str(tmp_path / "job" / "checkpoints"): "/etc"}
 
 
 def test_gpu_count_counts_display_and_3d_controllers_of_nvidia(tmp_path):
@@ -70,14 +124,16 @@ def test_declared_tables_reads_ruleset_files_and_nft_output():
 
 def test_installed_jobs_reads_each_job_env_file_and_skips_the_others(tmp_path):
     (tmp_path / "train.env").write_text("TORCHRUN_MASTER_PORT=29500\nTORCHRUN_COLLECTIVE_PORT_RANGE=52000-53999\nTORCHRUN_USER=torchrun-train\n"
-                                        "TORCHRUN_ACCELERATOR=cuda\nCUDA_VISIBLE_DEVICES=0,3\n")
+                                        "TORCHRUN_ACCELERATOR=cuda\nCUDA_VISIBLE_DEVICES=0,3\nTORCHRUN_RDZV_BACKEND=c10d\n"
+                                        "TORCHRUN_CLUSTER=trainers:0123456789ab\n")
     (tmp_path / "eval.env").write_text("TORCHRUN_MASTER_PORT=29600\n")
     (tmp_path / "train.secret.env").write_text("TORCHRUN_MASTER_PORT=1\n")
     (tmp_path / "train.run.env").write_text("TORCHRUN_RDZV_ID=x\n")
     assert node_probe.installed_jobs(str(tmp_path)) == [
-        {"job": "eval", "master_port": 29600, "collective_port_range": None, "user": None, "accelerator": None, "gpus": None},
+        {"job": "eval", "master_port": 29600, "collective_port_range": None, "user": None, "accelerator": None, "gpus": None,
+         "backend": None, "cluster": None},
         {"job": "train", "master_port": 29500, "collective_port_range": [52000, 53999], "user": "torchrun-train",
-         "accelerator": "cuda", "gpus": ["0", "3"]},
+         "accelerator": "cuda", "gpus": ["0", "3"], "backend": "c10d", "cluster": "trainers:0123456789ab"},
     ]
 
 

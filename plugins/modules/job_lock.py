@@ -1,0 +1,145 @@
+#!/usr/bin/python
+# Copyright: onprem.torchrun developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Take or give back a job's launch lock on a node: one launch of a job at a time."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: job_lock
+author: onprem.torchrun developers (@onprem)
+version_added: 0.2.0
+short_description: One launch of a torchrun job at a time - a lock on a node, naming who holds it and since when
+description:
+  - C(state=held) takes the lock of O(job) on the node, a folder made at once or not at all (C(mkdir)) under
+    O(folder), with a note of O(owner), O(token) and the time. When another run holds it, the task
+    fails naming that run and since when; a lock holding the same O(token) is this run's own (the
+    plays of one C(ansible-playbook) run share it), so taking it again changes nothing.
+  - C(state=free) gives back the lock this run holds; a lock of another run is left alone.
+  - The folder is under C(/run), so a reboot frees every lock; a run that was killed leaves its lock,
+    which the failure message says how to remove.
+options:
+  job:
+    description: The job (torchrun_job); the lock is O(folder)/O(job).
+    type: str
+    required: true
+  state:
+    description: C(held) takes the lock, C(free) gives it back.
+    type: str
+    choices: [held, free]
+    default: held
+  token:
+    description: What makes the lock this run's own; the same for every play of one run.
+    type: str
+    required: true
+  owner:
+    description: Who takes the lock (the controller's user and host, and the play), shown to a run that finds it held.
+    type: str
+    default: ""
+  folder:
+    description: Where the locks are kept (root's own, 0700).
+    type: path
+    default: /run/torchrun/locks
+attributes:
+  check_mode:
+    description: Can run in check mode.
+    support: full
+    details: In check mode a free lock is not taken (reported as a change); one held by another run still fails.
+  diff_mode:
+    description: Returns no diff.
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Take the job's launch lock on the master
+  onprem.torchrun.job_lock:
+    job: train
+    token: "{{ run_token }}"
+    owner: "alice@controller (playbooks/launch.yml)"
+  run_once: true
+  delegate_to: node1
+"""
+
+RETURN = r"""
+holder:
+  description: The note of the run that holds the lock (C(owner), C(since), C(token) left out), or null when it is free.
+  returned: always
+  type: dict
+  sample: {"owner": "alice@controller (Launch the torchrun job)", "since": "2026-12-03T08:10:00Z"}
+"""
+
+import json
+import os
+import shutil
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+NOTE = "holder.json"
+
+
+def read_note(path: str) -> dict:
+    try:
+        with open(os.path.join(path, NOTE), encoding="utf-8") as handle:
+            note = json.load(handle)
+        return note if isinstance(note, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def take(path: str, token: str, owner: str, check: bool) -> tuple[bool, dict | None]:
+    """(changed, holder): the lock taken (or already this run's), or the other run's note."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    if check and not os.path.isdir(path):
+        return True, None
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        note = read_note(path)
+        if note.get("token") == token:
+            return False, None
+        return False, note or {"owner": "an unknown run", "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(os.stat(path).st_mtime))}
+    note = {"token": token, "owner": owner, "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "pid": os.getpid()}
+    with open(os.path.join(path, NOTE + ".tmp"), "w", encoding="utf-8") as handle:
+        json.dump(note, handle)
+    os.replace(os.path.join(path, NOTE + ".tmp"), os.path.join(path, NOTE))
+    return True, None
+
+
+def give_back(path: str, token: str, check: bool) -> bool:
+    if not os.path.isdir(path) or read_note(path).get("token") != token:
+        return False
+    if not check:
+        shutil.rmtree(path)
+    return True
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "job": {"type": "str", "required": True},
+            "state": {"type": "str", "choices": ["held", "free"], "default": "held"},
+            "token": {"type": "str", "required": True, "no_log": False},  # a run id, not a secret
+            "owner": {"type": "str", "default": ""},
+            "folder": {"type": "path", "default": "/run/torchrun/locks"},
+        },
+        supports_check_mode=True,
+    )
+    job = module.params["job"]
+    if "/" in job or job in ("", ".", ".."):
+        module.fail_json(msg="job=%r is not a job name" % job)
+    path = os.path.join(module.params["folder"], job)
+    if module.params["state"] == "free":
+        module.exit_json(changed=give_back(path, module.params["token"], module.check_mode), holder=None)
+    changed, holder = take(path, module.params["token"], module.params["owner"], module.check_mode)
+    if holder is not None:
+        shown = {k: v for k, v in holder.items() if k != "token"}
+        module.fail_json(msg="job %s is being launched by %s since %s; two launches of one job at once would trample each other: "
+                             "wait for it to end, or, if that run is gone, remove %s on this node" % (
+                                 job, shown.get("owner") or "another run", shown.get("since", "?"), path),
+                         holder=shown)
+    module.exit_json(changed=changed, holder=None)
+
+
+if __name__ == "__main__":
+    main()
