@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+import yaml
 import harness
 import sandbox
 from conftest import run_playbook
@@ -82,8 +83,10 @@ def install(extra=None):
 
 def launch_and_join(extra=None):
     ok(playbook("launch", dict({"job_wait": False}, **(extra or {}))))
-    # Training has begun on every rank once rank 0 logs an epoch of this run.
-    assert wait_for(lambda: re.search(r"\] epoch [0-9]+/300", current_log("node1")), 120) is not None
+    # Training has begun on every rank once rank 0 logs an epoch of this run (on node1; with c10d,
+    # global rank 0 may be on either node).
+    nodes = ("node1", "node2") if (extra or {}).get("torchrun_rdzv_backend") == "c10d" else ("node1",)
+    assert wait_for(lambda: any(re.search(r"\] epoch [0-9]+/300", current_log(n)) for n in nodes), 120) is not None
 
 
 @pytest.fixture(scope="module")
@@ -341,6 +344,23 @@ def train_project(job, epochs, start, nodes, setup=("--tags", "pytorch,launcher"
     assert sorted(re.findall(r"rank ([0-9]+) starts at epoch ([0-9]+)", logs)) == [(str(r), str(start)) for r in ranks], logs
     assert sorted(re.findall(r"rank ([0-9]+) ended at epoch ([0-9]+)", logs)) == [(str(r), str(epochs)) for r in ranks], logs
     return logs
+
+
+def test_with_c10d_a_shell_user_on_a_peer_node_cannot_reach_the_workers_store(cluster, mallory):
+    """c10d (before a second job shares the nodes, which preflight would refuse with c10d): rank 0's agent keeps the workers' store on a random port of the collective range."""
+    install({"torchrun_rdzv_backend": "c10d"})
+    try:
+        launch_and_join({"torchrun_rdzv_backend": "c10d"})
+        agent = prop("node1", "MainPID")
+        ports = [int(m.group(1)) for m in re.finditer(r":(\d+) .*pid=%s," % agent, on("node1", "ss -Hltnp").stdout)]
+        store = [p for p in ports if 52000 <= p <= 53999]
+        assert store, on("node1", "ss -Hltnp").stdout
+        for port in store + [29500]:
+            assert opens("node2", mallory, "198.18.0.11", port) == "refused", port
+            assert opens("node2", "torchrun-train", "198.18.0.11", port) == "open", port
+    finally:
+        ok(playbook("stop", {"torchrun_rdzv_backend": "c10d"}))
+        install()
 
 
 def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and_an_edited_copy_is_named(cluster):
@@ -604,18 +624,159 @@ def test_status_says_when_the_rules_are_not_live(cluster):
 
 
 def test_a_job_does_not_start_without_its_rules(cluster):
-    on("node1", "systemctl stop torchrun-firewall-guard; nft flush ruleset")
+    # The guard cannot put them back (masked), and only a chain is flushed: the table and the job's
+    # set are still there, which the old check (nft list set) took for live rules.
+    on("node1", "systemctl stop torchrun-firewall-guard; systemctl mask --runtime torchrun-firewall-guard; "
+                "nft flush chain inet torchrun output")
     try:
-        on("node1", "systemctl reset-failed %s; systemctl start %s" % (UNIT, UNIT))
-        # Refused by ExecStartPre; Restart=on-failure tries again later (the guard may have put the
-        # rules back by then), so the unit is failed or waiting for its next try.
-        assert prop("node1", "SubState") in ("failed", "auto-restart") and prop("node1", "Result") == "exit-code"
-        assert workers("node1") == "0"
-        journal = on("node1", "journalctl -u %s -n 20 -o cat --no-pager" % UNIT).stdout
-        assert "nodes_train" in journal, journal  # nft's refusal, naming the set that is not there
+        started = on("node1", "systemctl reset-failed %s; systemctl start %s" % (UNIT, UNIT))
+        assert started.returncode != 0 and "dependency" in started.stderr.lower(), started.stderr
+        assert prop("node1", "ActiveState") != "active" and workers("node1") == "0"
+        journal = on("node1", "journalctl -u torchrun-rules@train -n 5 -o cat --no-pager").stdout
+        assert "differs from what /etc/torchrun/firewall.nft loads" in journal, journal
+        # The check is a root unit of its own: the job's unit runs no root step that reads its environment.
+        assert prop("node1", "ExecStartPre") == "" and "torchrun-rules@train.service" in prop("node1", "Requires")
     finally:
-        on("node1", "systemctl stop %s; systemctl reset-failed %s" % (UNIT, UNIT))  # no restart left pending
+        on("node1", "systemctl stop %s; systemctl reset-failed %s; systemctl unmask --runtime torchrun-firewall-guard"
+                    % (UNIT, UNIT))
         ok(playbook("setup", None, "--tags", "firewall"))
+
+
+# ---- the job is the trust boundary: shell users on any node, squatters, root and links, operators ----
+MALLORY = "mallory"  # an ordinary shell account on every node, as researchers have on shared servers
+CONNECT = "python3 -c 'import socket; socket.create_connection((\"%s\", %d), timeout=3)'"
+
+
+def opens(node, user, address, port):
+    """How a TCP connection from ``user`` on ``node`` to ``address:port`` ends: open, refused or timeout."""
+    proc = on(node, "runuser -u %s -- %s" % (user, CONNECT % (address, port)))
+    if proc.returncode == 0:
+        return "open"
+    return "refused" if "ConnectionRefusedError" in proc.stderr else "timeout" if "TimeoutError" in proc.stderr else proc.stderr
+
+
+@pytest.fixture()
+def mallory(cluster):
+    for node in ("node1", "node2"):
+        on(node, "id %s >/dev/null 2>&1 || useradd -m %s" % (MALLORY, MALLORY))
+    return MALLORY
+
+
+def listening(node, port, user):
+    """A listener on ``port`` of ``node`` as ``user`` (the job's own would be there), until stopped."""
+    on(node, "systemd-run --unit=listen-%d --collect -p User=%s -p RuntimeMaxSec=300 /usr/bin/python3 -c "
+             "'import socket; s=socket.create_server((\"::\", %d), family=socket.AF_INET6, dualstack_ipv6=True); "
+             "[s.accept()[0].close() for _ in iter(int, 1)]'" % (port, user, port))
+    assert wait_for(lambda: ":%d " % port in on(node, "ss -Hltn").stdout, 10) is not None
+
+
+def test_a_shell_user_on_a_peer_node_reaches_neither_the_store_nor_the_collective_ports(cluster, mallory):
+    """Static rendezvous: the store on the master port, a listener of the job in the collective range."""
+    launch_and_join()
+    listening("node1", 52100, "torchrun-train")
+    try:
+        for port in (29500, 52100):
+            assert opens("node2", "torchrun-train", "198.18.0.11", port) == "open", port  # the job's own user does
+            assert opens("node2", mallory, "198.18.0.11", port) == "refused", port       # a shell user on the peer does not
+            assert opens("node1", mallory, "127.0.0.1", port) == "refused", port         # nor on the master itself
+    finally:
+        on("node1", "systemctl stop listen-52100")
+        ok(playbook("stop"))
+
+
+def test_a_squatter_on_the_master_port_between_two_starts_is_never_answered(cluster, mallory):
+    launch_and_join()
+    # The agent dies; the unit waits launcher_restart_sec (15 s) before its next start: the port is free.
+    on("node1", "kill -9 %s" % prop("node1", "MainPID"))
+    assert wait_for(lambda: prop("node1", "SubState") == "auto-restart", 10) is not None
+    assert wait_for(lambda: ":29500 " not in on("node1", "ss -Hltn").stdout, 10) is not None
+    listening("node1", 29500, mallory)  # bind() works: firewall rules never stop binding
+    try:
+        # The peers' agents (the job's user) would talk to whatever answers: nothing answers them.
+        assert opens("node2", "torchrun-train", "198.18.0.11", 29500) == "timeout"
+        assert opens("node1", "torchrun-train", "127.0.0.1", 29500) == "timeout"
+    finally:
+        on("node1", "systemctl stop listen-29500")
+        ok(playbook("stop"))
+        on("node1", "systemctl reset-failed %s" % UNIT)
+
+
+def test_our_chains_flushed_while_a_job_runs_are_back_within_seconds(cluster, mallory):
+    launch_and_join()
+    try:
+        assert not reaches("outsider") and opens("node2", mallory, "198.18.0.11", 29500) == "refused"
+        on("node1", "nft flush chain inet torchrun input; nft flush chain inet torchrun output")
+        took = wait_for(lambda: on("node1", "/usr/local/sbin/torchrun-firewall-guard check train").returncode == 0, 10)
+        assert took is not None, on("node1", "journalctl -u torchrun-firewall-guard -n 10 -o cat").stdout
+        print("chains flushed: the guard loaded the rules again within %.1f s" % took)
+        assert not reaches("outsider")
+        assert opens("node1", mallory, "127.0.0.1", 29500) == "refused"
+        assert prop("node1", "ActiveState") == "active"  # the job trained on
+    finally:
+        ok(playbook("stop"))
+
+
+def test_root_never_follows_a_link_the_jobs_user_planted(cluster):
+    # The job's user links a root-only file into its own folder; setup gives the folder to the user again.
+    on("node1", "install -m 600 -o root -g root /dev/null /etc/root-only; "
+                "runuser -u torchrun-train -- ln -sfn /etc/root-only /var/lib/torchrun/train/planted")
+    try:
+        ok(playbook("setup", None, "--tags", "launcher"))
+        assert on("node1", "stat -c '%U %G %a' /etc/root-only").stdout.split() == ["root", "root", "600"]
+        # In place of one of the folders root gives the job, a link is refused by name before any change.
+        on("node1", "mv /var/lib/torchrun/train/checkpoints /var/lib/torchrun/train/checkpoints.real; "
+                    "runuser -u torchrun-train -- ln -s /etc /var/lib/torchrun/train/checkpoints")
+        refused = " ".join(ok_not(playbook("setup", None, "--tags", "launcher")).split())
+        assert "node1: /var/lib/torchrun/train/checkpoints is a symbolic link (to /etc), which the job's user can plant" in refused
+        assert on("node1", "stat -c '%U' /etc").stdout.strip() == "root"
+    finally:
+        on("node1", "rm -f /etc/root-only /var/lib/torchrun/train/planted /var/lib/torchrun/train/checkpoints; "
+                    "test -d /var/lib/torchrun/train/checkpoints.real && mv /var/lib/torchrun/train/checkpoints.real /var/lib/torchrun/train/checkpoints")
+
+
+def test_a_stop_of_part_of_the_group_is_refused_and_the_job_runs_on(cluster):
+    launch_and_join()
+    try:
+        out = " ".join(ok_not(playbook("stop", None, "--limit", "node2")).split())
+        assert "node1: this play leaves out node1 of group trainers" in out, out[-3000:]
+        for node in ("node1", "node2"):
+            assert prop(node, "ActiveState") == "active" and workers(node) != "0", node
+    finally:
+        ok(playbook("stop"))
+
+
+def test_a_job_another_inventory_installed_is_neither_changed_nor_stopped(cluster, tmp_path):
+    # The same job name from another inventory's group (its own nodes, its own order).
+    other = tmp_path / "other.yml"
+    other.write_text(yaml.safe_dump({"all": {"children": {"others": {"hosts": {"node2": {"ansible_host": "198.18.0.12"},
+                                                                            "node1": {"ansible_host": "198.18.0.11"}}}}}}))
+    launch_and_join()
+    try:
+        unit = on("node1", "systemctl cat %s" % UNIT).stdout
+        for name in ("stop", "setup"):
+            out = " ".join(ok_not(playbook(name, {"torchrun_group": "others"}, "-i", str(other))).split())
+            assert "job train on this node was installed by another cluster (trainers:" in out, out[-3000:]
+            assert "take it over with -e job_takeover=true" in out
+        assert on("node1", "systemctl cat %s" % UNIT).stdout == unit
+        for node in ("node1", "node2"):
+            assert prop(node, "ActiveState") == "active", node
+    finally:
+        ok(playbook("stop"))
+
+
+def test_a_second_launch_of_the_job_is_refused_naming_who_launches(cluster):
+    on("node1", "mkdir -p /run/torchrun/locks/train && echo '{\"token\": \"theirs\", \"owner\": \"ops@ctl2 (Launch the torchrun job)\", "
+                "\"since\": \"2026-12-03T08:00:00Z\"}' > /run/torchrun/locks/train/holder.json")
+    try:
+        out = " ".join(ok_not(playbook("launch", {"job_wait": False})).split())
+        assert "job train is being launched by ops@ctl2 (Launch the torchrun job) since 2026-12-03T08:00:00Z" in out, out[-3000:]
+        for node in ("node1", "node2"):
+            assert prop(node, "ActiveState") != "active", node
+    finally:
+        on("node1", "rm -rf /run/torchrun/locks/train")
+    ok(playbook("launch", {"job_wait": False}))  # free again, and a launch gives its own lock back
+    assert on("node1", "ls /run/torchrun/locks").stdout.strip() == ""
+    ok(playbook("stop"))
 
 
 def test_a_launch_that_fails_on_one_node_stops_the_job_everywhere(cluster):

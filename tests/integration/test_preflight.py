@@ -167,3 +167,38 @@ def test_ssh_on_another_port_stays_open_after_the_firewall(fresh_cluster, tmp_pa
             on(node, "systemctl stop sshd-2222; systemctl stop torchrun-firewall; "
                      "rm -rf /etc/torchrun /etc/systemd/system/torchrun-firewall.service /etc/sysctl.d/60-torchrun.conf; "
                      "systemctl daemon-reload")
+
+
+def test_a_hostile_host_name_is_refused_before_any_node_changes(fresh_cluster, tmp_path):
+    # A host name with a line break would have been a line of the job's env file and a rule of its nft file.
+    name = "node1\nLD_PRELOAD=/tmp/x.so"
+    inventory = tmp_path / "hostile.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"hostile": {"hosts": {
+        name: {"ansible_host": "198.18.0.11"}, "node2": {"ansible_host": "198.18.0.12"}}}}}}))
+    before = fingerprints()
+    proc = play("setup", "-i", str(inventory), "-e", "torchrun_group=hostile")
+    found = messages(proc)
+    assert proc.returncode != 0
+    assert any(m.startswith("%r: the inventory name %r must be a host name" % (name, name)) for m in found), found[-20:]
+    assert fingerprints() == before
+
+
+def test_a_listener_that_only_calls_itself_sshd_is_not_kept_open(fresh_cluster):
+    """SSH stays open on the ports the real sshd (root's /usr/sbin/sshd) listens on, never on a user's look-alike."""
+    on("node1", "id mallory >/dev/null 2>&1 || useradd -m mallory; cp /usr/bin/python3 /home/mallory/sshd; "
+                "systemd-run --unit=fake-sshd --collect -p User=mallory -p RuntimeMaxSec=120 /home/mallory/sshd -c "
+                "'import socket; s=socket.create_server((\"\", 2223)); [s.accept()[0].close() for _ in iter(int, 1)]'")
+    try:
+        assert "sshd" in on("node1", "ss -Hltnp 'sport = :2223'").stdout  # it does call itself sshd
+        proc = run_playbook("setup", "--tags", "firewall")
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        ruleset = on("node1", "nft list chain inet torchrun input").stdout
+        assert 'tcp dport 22 accept comment "SSH stays open"' in ruleset and "2223" not in ruleset, ruleset
+        assert harness.connect("outsider", "198.18.0.11", 2223, seconds=2) != 0  # the outsider does not get in there
+        assert harness.connect("outsider", "198.18.0.11", 22, seconds=2) == 0
+    finally:
+        on("node1", "systemctl stop fake-sshd; rm -f /home/mallory/sshd")
+        for node in NODES:
+            on(node, "systemctl stop torchrun-firewall-guard torchrun-firewall; "
+                     "rm -rf /etc/torchrun /etc/systemd/system/torchrun-* /etc/sysctl.d/60-torchrun.conf /usr/local/sbin/torchrun-firewall-guard; "
+                     "systemctl daemon-reload")
