@@ -603,8 +603,13 @@ def test_setup_restores_live_rules_that_are_gone_and_says_changed(cluster):
         on("node1", "systemctl stop torchrun-firewall-guard; nft flush ruleset")
         assert reaches("outsider", 52100)  # nothing guards the job's ports now: what setup must notice
         out = ok(playbook("setup", None, "--tags", "firewall"))
-        assert re.search(r"TASK \[onprem.torchrun.firewall : Load the rule set again, since the job's rules are gone from the live "
-                         r"ruleset\][^\n]*\n(skipping: \[node2\]\n)?changed: \[node1\]", out), out[-3000:]
+        # The guard is started again, and loads the rule set as it starts (else the rules check sees
+        # them gone and the rule set is loaded again): either way setup says changed on node1 only.
+        assert (re.search(r"TASK \[onprem.torchrun.firewall : Load the rule set now and at boot, and guard it\][^\n]*\n"
+                          r"(ok: [^\n]*\n){0,3}changed: \[node1\] => \(item=torchrun-firewall-guard.service\)", out)
+                or re.search(r"TASK \[onprem.torchrun.firewall : Load the rule set again, since the job's rules are gone from the live "
+                             r"ruleset\][^\n]*\n(skipping: \[node2\]\n)?changed: \[node1\]", out)), out[-3000:]
+        assert re.search(r"node2 +: ok=\d+ +changed=0 ", out), out[-3000:]
         assert not reaches("outsider", 52100) and reaches("node2", 52100)
         assert on("node1", "systemctl is-active torchrun-firewall-guard").stdout.strip() == "active"
         status = " ".join(ok(playbook("status")).split())
@@ -624,10 +629,10 @@ def test_status_says_when_the_rules_are_not_live(cluster):
 
 
 def test_a_job_does_not_start_without_its_rules(cluster):
-    # The guard cannot put them back (masked), and only a chain is flushed: the table and the job's
-    # set are still there, which the old check (nft list set) took for live rules.
-    on("node1", "systemctl stop torchrun-firewall-guard; systemctl mask --runtime torchrun-firewall-guard; "
-                "nft flush chain inet torchrun output")
+    # The guard cannot put them back (its unit is gone), and only a chain is flushed: the table and
+    # the job's set are still there, which the old check (nft list set) took for live rules.
+    on("node1", "systemctl stop torchrun-firewall-guard; mv /etc/systemd/system/torchrun-firewall-guard.service /root/; "
+                "systemctl daemon-reload; nft flush chain inet torchrun output")
     try:
         started = on("node1", "systemctl reset-failed %s; systemctl start %s" % (UNIT, UNIT))
         assert started.returncode != 0 and "dependency" in started.stderr.lower(), started.stderr
@@ -637,8 +642,8 @@ def test_a_job_does_not_start_without_its_rules(cluster):
         # The check is a root unit of its own: the job's unit runs no root step that reads its environment.
         assert prop("node1", "ExecStartPre") == "" and "torchrun-rules@train.service" in prop("node1", "Requires")
     finally:
-        on("node1", "systemctl stop %s; systemctl reset-failed %s; systemctl unmask --runtime torchrun-firewall-guard"
-                    % (UNIT, UNIT))
+        on("node1", "systemctl stop %s; systemctl reset-failed %s; mv /root/torchrun-firewall-guard.service /etc/systemd/system/; "
+                    "systemctl daemon-reload" % (UNIT, UNIT))
         ok(playbook("setup", None, "--tags", "firewall"))
 
 
@@ -658,7 +663,8 @@ def opens(node, user, address, port):
 @pytest.fixture()
 def mallory(cluster):
     for node in ("node1", "node2"):
-        on(node, "id %s >/dev/null 2>&1 || useradd -m %s" % (MALLORY, MALLORY))
+        # A uid of its own: torchrun_uid numbers of the tests' jobs (2000, 2001) must stay free.
+        on(node, "id %s >/dev/null 2>&1 || useradd -m -u 3000 %s" % (MALLORY, MALLORY))
     return MALLORY
 
 

@@ -185,7 +185,7 @@ def test_a_hostile_host_name_is_refused_before_any_node_changes(fresh_cluster, t
 
 def test_a_listener_that_only_calls_itself_sshd_is_not_kept_open(fresh_cluster):
     """SSH stays open on the ports the real sshd (root's /usr/sbin/sshd) listens on, never on a user's look-alike."""
-    on("node1", "id mallory >/dev/null 2>&1 || useradd -m mallory; cp /usr/bin/python3 /home/mallory/sshd; "
+    on("node1", "id mallory >/dev/null 2>&1 || useradd -m -u 3000 mallory; cp /usr/bin/python3 /home/mallory/sshd; "
                 "systemd-run --unit=fake-sshd --collect -p User=mallory -p RuntimeMaxSec=120 /home/mallory/sshd -c "
                 "'import socket; s=socket.create_server((\"\", 2223)); [s.accept()[0].close() for _ in iter(int, 1)]'")
     try:
