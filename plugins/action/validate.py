@@ -54,6 +54,7 @@ class ActionModule(ActionBase):
         if params["whole_group"]:
             found += checks.whole_group(cluster, task_vars.get("ansible_play_hosts_all", hosts), params["partial_var"])
         result["problems"] = [{"host": p.host, "var": p.var, "message": p.message} for p in found]
+        result["notes"] = checks.notes(cluster) if cluster.facts is not None and not found else []
         result["hosts"] = hosts
         result["addresses"] = [cluster.addresses.get(host) for host in hosts]
         result["changed"] = False

@@ -99,6 +99,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+ephemeral:
+  description:
+    - The node's ephemeral port range now (C(range)), how many TCP connections hold a port of it (C(total)),
+      and the destination most of them go to (C(busiest_peer), C(busiest) connections).
+  returned: always
+  type: dict
+  sample: {"range": [32768, 60999], "total": 412, "busiest_peer": "10.0.0.5:443", "busiest": 96}
 cluster:
   description: O(cluster), as given (null when empty).
   returned: always
@@ -265,6 +272,36 @@ def listening_sockets(table: str) -> dict[str, tuple[str, int]]:
             address, port = fields[1].split(":")
             found[fields[9]] = (hex_address(address), int(port, 16))
     return found
+
+
+def ephemeral_use(tables: list[str], low: int, high: int) -> dict:
+    """The TCP sockets (not listening) holding a local port of the ephemeral range [low, high] now: how
+    many, and the destination most of them go to (a program can hold about one connection per port
+    to one destination address and port, so that count is what a narrower range must still fit)."""
+    per_peer: dict[str, int] = {}
+    total = 0
+    for table in tables:
+        for line in table.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) < 4 or fields[3] == LISTEN:
+                continue
+            port = int(fields[1].split(":")[1], 16)
+            if not low <= port <= high:
+                continue
+            total += 1
+            address, remote = fields[2].split(":")
+            peer = "%s:%d" % (hex_address(address), int(remote, 16))
+            per_peer[peer] = per_peer.get(peer, 0) + 1
+    busiest = max(per_peer.items(), key=lambda kv: (kv[1], kv[0])) if per_peer else ("", 0)
+    return {"range": [low, high], "total": total, "busiest_peer": busiest[0], "busiest": busiest[1]}
+
+
+def read_ephemeral(proc: str = "/proc") -> dict:
+    try:
+        low, high = (int(p) for p in read(os.path.join(proc, "sys/net/ipv4/ip_local_port_range")).split())
+    except ValueError:
+        low, high = 32768, 60999
+    return ephemeral_use([read(os.path.join(proc, "net", t)) for t in ("tcp", "tcp6")], low, high)
 
 
 def unit_of(cgroup: str) -> str:
@@ -612,6 +649,7 @@ def main() -> None:
         changed=False,
         listeners=sockets,
         ssh_ports=ssh_ports(sockets),
+        ephemeral=read_ephemeral(),
         gpus=len(gpu_devices),
         nvswitches=pci_count(NVSWITCH_CLASSES),
         fabric=fabric.read(),

@@ -101,6 +101,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+notes:
+  description:
+    - With O(facts) and no problem, what the run will change that the operator should know (each a line
+      starting C(WARNING <node>)), such as the listening services C(firewall_mode=strict) cuts off.
+  returned: always
+  type: list
+  elements: str
+  version_added: 0.2.0
 problems:
   description: Every problem found, each with the host, the variable and the line printed.
   returned: always

@@ -143,7 +143,8 @@ def test_good_inventory_passes_preflight_and_changes_nothing(fresh_cluster):
 
 
 def test_ssh_on_another_port_stays_open_after_the_firewall(fresh_cluster, tmp_path):
-    """A site whose sshd listens on 2222 (and Ansible connects there): the next run still gets in."""
+    """A site whose sshd listens on 2222 (and Ansible connects there): the next run still gets in, with the
+    strict firewall (the default leaves SSH as the site has it)."""
     for node in NODES:
         on(node, "systemd-run --unit=sshd-2222 --collect /usr/sbin/sshd -D -p 2222")
     known = tmp_path / "known_hosts"  # the nodes' keys, as ssh looks them up on port 2222
@@ -154,7 +155,7 @@ def test_ssh_on_another_port_stays_open_after_the_firewall(fresh_cluster, tmp_pa
         "ansible_port": 2222, "ansible_ssh_common_args": "-o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes" % known}
         for node in NODES}}}))
     try:
-        first = run_playbook("setup", "-i", str(inventory), "--tags", "firewall")
+        first = run_playbook("setup", "-i", str(inventory), "--tags", "firewall", "-e", "firewall_mode=strict")
         assert first.returncode == 0, first.stdout[-3000:]
         for node in NODES:
             ruleset = on(node, "nft list table inet torchrun").stdout
@@ -164,9 +165,16 @@ def test_ssh_on_another_port_stays_open_after_the_firewall(fresh_cluster, tmp_pa
         assert again.returncode == 0, again.stdout[-3000:]
     finally:
         for node in NODES:
-            on(node, "systemctl stop sshd-2222; systemctl stop torchrun-firewall; "
-                     "rm -rf /etc/torchrun /etc/systemd/system/torchrun-firewall.service /etc/sysctl.d/60-torchrun.conf; "
-                     "systemctl daemon-reload")
+            on(node, "systemctl stop sshd-2222")
+        remove_the_firewall()
+
+
+def remove_the_firewall():
+    """Take what `setup.yml --tags firewall` installed off every node again (the next tests start from fresh nodes)."""
+    for node in NODES:
+        on(node, "systemctl stop torchrun-firewall-guard torchrun-firewall; "
+                 "rm -rf /etc/torchrun /etc/systemd/system/torchrun-* /etc/sysctl.d/60-torchrun.conf /usr/local/sbin/torchrun-firewall-guard; "
+                 "systemctl daemon-reload")
 
 
 def test_a_hostile_host_name_is_refused_before_any_node_changes(fresh_cluster, tmp_path):
@@ -190,7 +198,7 @@ def test_a_listener_that_only_calls_itself_sshd_is_not_kept_open(fresh_cluster):
                 "'import socket; s=socket.create_server((\"\", 2223)); [s.accept()[0].close() for _ in iter(int, 1)]'")
     try:
         assert "sshd" in on("node1", "ss -Hltnp 'sport = :2223'").stdout  # it does call itself sshd
-        proc = run_playbook("setup", "--tags", "firewall")
+        proc = run_playbook("setup", "--tags", "firewall", "-e", "firewall_mode=strict")
         assert proc.returncode == 0, proc.stdout[-3000:]
         ruleset = on("node1", "nft list chain inet torchrun input").stdout
         assert 'tcp dport 22 accept comment "SSH stays open"' in ruleset and "2223" not in ruleset, ruleset
@@ -198,7 +206,35 @@ def test_a_listener_that_only_calls_itself_sshd_is_not_kept_open(fresh_cluster):
         assert harness.connect("outsider", "198.18.0.11", 22, seconds=2) == 0
     finally:
         on("node1", "systemctl stop fake-sshd; rm -f /home/mallory/sshd")
-        for node in NODES:
-            on(node, "systemctl stop torchrun-firewall-guard torchrun-firewall; "
-                     "rm -rf /etc/torchrun /etc/systemd/system/torchrun-* /etc/sysctl.d/60-torchrun.conf /usr/local/sbin/torchrun-firewall-guard; "
-                     "systemctl daemon-reload")
+        remove_the_firewall()
+
+
+def test_the_sites_services_stay_reachable_unless_the_strict_firewall_is_chosen(fresh_cluster):
+    """A service the site runs before setup (a node exporter on 9100) is reached by the outsider after setup;
+    firewall_mode=strict cuts it off, named by preflight, unless firewall_allow lists it and its sources."""
+    on("node1", "systemd-run --unit=site-exporter --collect -p RuntimeMaxSec=300 /usr/bin/python3 -c "
+                "'import socket; s=socket.create_server((\"\", 9100)); [s.accept()[0].close() for _ in iter(int, 1)]'")
+
+    def setup(extra=None):
+        proc = run_playbook("setup", "--tags", "firewall", "-e", json.dumps(extra or {}))
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        return " ".join(proc.stdout.split())
+
+    try:
+        assert harness.connect("outsider", "198.18.0.11", 9100, seconds=2) == 0
+        out = setup()
+        assert harness.connect("outsider", "198.18.0.11", 9100, seconds=2) == 0, "the default firewall cut the site's service off"
+        assert harness.connect("outsider", "198.18.0.11", 52100, seconds=2) == 124  # the job's ports: dropped for non-peers
+        assert "WARNING" not in out
+        out = setup({"firewall_mode": "strict"})
+        assert ("WARNING node1: firewall_mode=strict drops every port but SSH, the jobs' ports and firewall_allow, which cuts "
+                "python3 (9100) off from other hosts") in out, out[-3000:]
+        assert harness.connect("outsider", "198.18.0.11", 9100, seconds=2) == 124
+        setup({"firewall_mode": "strict", "firewall_allow": [{"port": 9100, "from": ["198.18.0.250"]}]})
+        assert harness.connect("outsider", "198.18.0.11", 9100, seconds=2) == 0
+        assert harness.connect("node2", "198.18.0.11", 9100, seconds=2) == 124  # only the sources listed
+        setup()  # back to the default, as a node set up by 0.1.0 (strict then) is migrated: the site's port is back
+        assert harness.connect("outsider", "198.18.0.11", 9100, seconds=2) == 0
+    finally:
+        on("node1", "systemctl stop site-exporter")
+        remove_the_firewall()

@@ -90,8 +90,14 @@ def bare_nodes():
     harness.fresh(2)
 
 
+def site_service():
+    """A service of the site on node1 (a node exporter on 9100), started before setup runs again."""
+    on("node1", "systemd-run --unit=site-exporter --collect -p RuntimeMaxSec=900 /usr/bin/python3 -c "
+                "'import socket; s=socket.create_server((\"\", 9100)); [s.accept()[0].close() for _ in iter(int, 1)]'")
+
+
 SETUP = {"job-hangs.md": launch_and_hang, "upgrade-one-node-at-a-time.md": lightning_before_upgrade,
-         "air-gapped-install.md": bare_nodes}
+         "air-gapped-install.md": bare_nodes, "share-nodes-with-site-services.md": site_service}
 CHECKS = {
     "first-bring-up.md": ["node1: PID 1 is systemd, node rank 0", "preflight: 2 node(s) in group trainers", "health check: PASS", "success"],
     "launch-watch-stop.md": ["train-node1.log", "train-rank0-node1.log", "train-rank3-node2.log", "inactive"],
@@ -100,6 +106,8 @@ CHECKS = {
     "replace-a-failed-node.md": ["UNREACHABLE", "a node does not answer", "node3: PID 1 is systemd, node rank 2",
                                  "health check: PASS (gloo, 6 processes on 3 nodes"],
     "two-jobs.md": ["torchrun-eval", "success"],
+    "share-nodes-with-site-services.md": ["9100 reached from the outsider", "WARNING node1: firewall_mode=strict drops every port but SSH",
+                                          "python3 (9100) off from other hosts"],
     "bring-your-own-project.md": ["success on every node", "1 rank 0 starts at epoch 0 1 rank 0 starts at epoch 2",
                                   "1 rank 3 starts at epoch 0 1 rank 3 starts at epoch 2"],
     # The runbooks before it (add-a-node, replace-a-failed-node) leave a group of three.
@@ -158,11 +166,20 @@ def airgap_cleanup():
     return "pkill -f '%s' || true; rm -rf %s" % (AIRGAP_SERVER, AIRGAP_LEFTOVERS)
 
 
+def site_service_reached_again():
+    try:
+        assert harness.connect("outsider", "198.18.0.11", 9100, seconds=3) == 0  # back to the default: the site's port
+    finally:
+        on("node1", "systemctl stop site-exporter")
+
+
 AFTER = {"job-hangs.md": stacks_of_every_rank, "two-jobs.md": eval_job_moved_port,
+         "share-nodes-with-site-services.md": site_service_reached_again,
          "bring-your-own-project.md": every_rank_resumed_and_the_copy_is_gone,
          "upgrade-one-node-at-a-time.md": every_node_upgraded, "air-gapped-install.md": wheels_came_from_the_wheelhouse}
 RUNBOOKS = ["first-bring-up.md", "launch-watch-stop.md", "job-hangs.md", "add-a-node.md", "replace-a-failed-node.md",
-            "two-jobs.md", "bring-your-own-project.md", "upgrade-one-node-at-a-time.md", "air-gapped-install.md"]
+            "two-jobs.md", "share-nodes-with-site-services.md", "bring-your-own-project.md", "upgrade-one-node-at-a-time.md",
+            "air-gapped-install.md"]
 
 
 def test_every_runbook_is_run_here():

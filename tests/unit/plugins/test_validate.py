@@ -383,3 +383,40 @@ def test_the_group_name_is_an_inventory_group_name(group, good):
     problems = checks.validate(made)
     assert (problems[0].var, problems[0].host) == ("torchrun_group", "inventory")
     assert ("must be an inventory group name" in problems[0].message) != good
+
+
+SITE_LISTENERS = [
+    {"port": 22, "address": "0.0.0.0", "process": "sshd", "exe": "/usr/sbin/sshd", "uid": 0},
+    {"port": 9100, "address": "0.0.0.0", "process": "node_exporter"},
+    {"port": 8888, "address": "127.0.0.1", "process": "jupyter-lab"},  # loopback only: strict mode leaves it alone
+    {"port": 6006, "address": "::", "process": "tensorboard"},
+    {"port": 29500, "address": "::", "process": "torchrun", "unit": "torchrun-train.service"},  # the job's own
+    {"port": 52017, "address": "0.0.0.0", "process": "python3"},        # the collective range: the jobs' peers keep it
+]
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    ({}, None),                                                          # jobs mode: every site service stays as it was
+    ({"firewall_mode": "strict"}, "tensorboard (6006), node_exporter (9100)"),
+    ({"firewall_mode": "strict", "firewall_allow": [{"port": 9100, "from": ["198.18.0.250"]}]}, "tensorboard (6006)"),
+    ({"firewall_mode": "strict", "firewall_allow": [{"port": "6000-9999", "from": ["198.18.0.0/24", "fd00::/8"]}]}, None),
+])
+def test_the_strict_firewall_names_the_listening_services_it_cuts_off(extra, named):
+    made, found = cluster(extra, facts={"node1": {"listeners": SITE_LISTENERS}})
+    assert found + checks.validate(made) == []
+    said = checks.notes(made)
+    if named is None:
+        assert said == []
+    else:
+        assert said == ["WARNING node1: firewall_mode=strict drops every port but SSH, the jobs' ports and firewall_allow, which cuts "
+                        "%s off from other hosts: add what must stay reachable to firewall_allow (port and sources), or leave "
+                        "firewall_mode=jobs" % named]
+
+
+def test_a_range_the_nodes_connections_half_fill_is_said():
+    made, found = cluster(facts={"node1": {"ephemeral": {"range": [32768, 60999], "total": 1200, "busiest_peer": "10.0.0.5:443",
+                                                         "busiest": 300}}})
+    assert found + checks.validate(made) == []
+    assert checks.notes(made) == ["WARNING node1: 1200 TCP connections hold ephemeral ports now, half or more of the 2000 ports of "
+                                  "torchrun_collective_port_range 52000-53999, which becomes the node's whole ephemeral range: size the "
+                                  "range for the node's other programs too"]

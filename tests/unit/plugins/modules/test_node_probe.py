@@ -194,3 +194,16 @@ def test_account_names_who_else_holds_the_uid_asked_for():
     assert (own["uid"], own["gid"], own["uid_holder"], own["gid_holder"]) == (1, 1, "", "")
     free = node_probe.account("no-such-user-here", "onprem.torchrun jobs", 4242424)
     assert (free["uid_holder"], free["gid_holder"]) == ("", "")
+
+
+def test_ephemeral_use_counts_the_connections_holding_ports_of_the_range_and_the_busiest_destination():
+    # 52017 -> 10.0.0.5:443 twice (one TIME_WAIT), 33000 -> outside the range, a listener on 52100: not counted.
+    table = TCP.splitlines()[0] + """
+   0: 0B0012C6:CB31 0500000A:01BB 01 00000000:00000000 00:00000000 00000000  2000        0 11 1 0 100 0 0 10 0
+   1: 0B0012C6:CB32 0500000A:01BB 06 00000000:00000000 00:00000000 00000000     0        0 0 1 0 100 0 0 10 0
+   2: 0B0012C6:80E8 0600000A:0050 01 00000000:00000000 00:00000000 00000000     0        0 12 1 0 100 0 0 10 0
+   3: 00000000:CB94 00000000:0000 0A 00000000:00000000 00:00000000 00000000  2000        0 13 1 0 100 0 0 10 0
+"""
+    assert node_probe.ephemeral_use([table], 52000, 53999) == {"range": [52000, 53999], "total": 2, "busiest_peer": "10.0.0.5:443",
+                                                                "busiest": 2}
+    assert node_probe.ephemeral_use([""], 52000, 53999)["busiest"] == 0

@@ -1,0 +1,62 @@
+# Copyright: onprem.torchrun developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin for onprem.torchrun.job_wait: follow a job on every node, one progress line for the cluster."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+from ansible_collections.onprem.torchrun.plugins.module_utils import wait as wait_model
+
+display = Display()
+
+
+class ActionModule(ActionBase):
+    """Each node's task reads its own unit (job_info, which waits on the node) until the job ends,
+    a node fails or the time is up; the nodes' tasks meet in a folder on the controller, and the
+    master's prints one line for the whole cluster."""
+
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("job", "token", "master", "hosts", "timeout", "interval", "log_lines", "until"))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        _args, params = self.validate_argument_spec(argument_spec={
+            "job": {"type": "str", "required": True},
+            "token": {"type": "str", "required": True},
+            "master": {"type": "str", "required": True},
+            "hosts": {"type": "list", "elements": "str", "required": True},
+            "timeout": {"type": "float", "required": True},
+            "interval": {"type": "float", "default": 10},
+            "log_lines": {"type": "int", "default": 5},
+            "until": {"type": "str", "choices": ["ended", "joined"], "default": "ended"},
+        })
+        until = params["until"]
+        host = task_vars["inventory_hostname"]
+        folder = os.path.join(tempfile.gettempdir(), "onprem-torchrun-wait-%s-%s" % (wait_model.safe(params["token"]), until))
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        started = time.monotonic()
+        last_shown = 0.0
+        while True:
+            left = params["timeout"] - (time.monotonic() - started)
+            info = self._execute_module(
+                module_name="onprem.torchrun.job_info",
+                module_args={"job": params["job"], "log_lines": params["log_lines"],
+                             ("wait_for_workers" if until == "joined" else "wait_for_end"): max(0.0, min(params["interval"], left))},
+                task_vars=task_vars)
+            if info.get("failed"):
+                return dict(result, **info)
+            wait_model.write(folder, host, info)
+            nodes = wait_model.read(folder, params["hosts"])
+            verdict = wait_model.verdict(nodes, params["hosts"], host, params["timeout"] - (time.monotonic() - started), until)
+            if host == params["master"] and (verdict["done"] or time.monotonic() - last_shown >= params["interval"] - 0.5):
+                display.display(wait_model.progress_line(params["job"], nodes, params["hosts"], params["master"], until))
+                last_shown = time.monotonic()
+            if verdict["done"]:
+                result.update(info)
+                result.update(changed=False, waited=round(time.monotonic() - started, 1), **verdict)
+                return result
