@@ -904,8 +904,8 @@ def notes(c: Cluster) -> list[str]:
         use = (facts or {}).get("ephemeral") or {}
         if isinstance(span, list) and len(span) == 2 and use.get("total", 0) * 2 >= span[1] - span[0] + 1:
             found.append("WARNING %s: %d TCP connections hold ephemeral ports now, half or more of the %d ports of "
-                         "torchrun_collective_port_range %s-%s, which becomes the node's whole ephemeral range: size the range "
-                         "for the node's other programs too" % (node, use["total"], span[1] - span[0] + 1, span[0], span[1]))
+                         "torchrun_collective_port_range %s-%s, which becomes the whole ephemeral range of the node: size the range "
+                         "for the other programs of the node too" % (node, use["total"], span[1] - span[0] + 1, span[0], span[1]))
         if c.get(node, "firewall_mode") != "strict" or facts is None:
             continue
         kept = [(p, p) for p in set(facts.get("ssh_ports", [])) | {int(c.get(node, "ansible_port") or 22)}]
@@ -921,7 +921,7 @@ def notes(c: Cluster) -> list[str]:
             if isinstance(port, int) and not any(first <= port <= last for first, last in kept):
                 cut.setdefault(port, entry.get("process") or "an unknown process")
         if cut:
-            found.append("WARNING %s: firewall_mode=strict drops every port but SSH, the jobs' ports and firewall_allow, which cuts "
+            found.append("WARNING %s: firewall_mode=strict drops every port but SSH, the ports of the jobs and firewall_allow, which cuts "
                          "%s off from other hosts: add what must stay reachable to firewall_allow (port and sources), or leave "
                          "firewall_mode=jobs" % (node, ", ".join("%s (%d)" % (name, port) for port, name in sorted(cut.items()))))
     return found

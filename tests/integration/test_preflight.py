@@ -227,7 +227,7 @@ def test_the_sites_services_stay_reachable_unless_the_strict_firewall_is_chosen(
         assert harness.connect("outsider", "198.18.0.11", 52100, seconds=2) == 124  # the job's ports: dropped for non-peers
         assert "WARNING" not in out
         out = setup({"firewall_mode": "strict"})
-        assert ("WARNING node1: firewall_mode=strict drops every port but SSH, the jobs' ports and firewall_allow, which cuts "
+        assert ("WARNING node1: firewall_mode=strict drops every port but SSH, the ports of the jobs and firewall_allow, which cuts "
                 "python3 (9100) off from other hosts") in out, out[-3000:]
         assert harness.connect("outsider", "198.18.0.11", 9100, seconds=2) == 124
         setup({"firewall_mode": "strict", "firewall_allow": [{"port": 9100, "from": ["198.18.0.250"]}]})

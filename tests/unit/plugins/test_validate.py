@@ -408,7 +408,7 @@ def test_the_strict_firewall_names_the_listening_services_it_cuts_off(extra, nam
     if named is None:
         assert said == []
     else:
-        assert said == ["WARNING node1: firewall_mode=strict drops every port but SSH, the jobs' ports and firewall_allow, which cuts "
+        assert said == ["WARNING node1: firewall_mode=strict drops every port but SSH, the ports of the jobs and firewall_allow, which cuts "
                         "%s off from other hosts: add what must stay reachable to firewall_allow (port and sources), or leave "
                         "firewall_mode=jobs" % named]
 
@@ -418,5 +418,5 @@ def test_a_range_the_nodes_connections_half_fill_is_said():
                                                          "busiest": 300}}})
     assert found + checks.validate(made) == []
     assert checks.notes(made) == ["WARNING node1: 1200 TCP connections hold ephemeral ports now, half or more of the 2000 ports of "
-                                  "torchrun_collective_port_range 52000-53999, which becomes the node's whole ephemeral range: size the "
-                                  "range for the node's other programs too"]
+                                  "torchrun_collective_port_range 52000-53999, which becomes the whole ephemeral range of the node: size the "
+                                  "range for the other programs of the node too"]
