@@ -39,6 +39,8 @@ class ActionModule(ActionBase):
 
         values, found = checks.effective_values(hosts, hostvars, defaults, specs, template)
         cluster = checks.Cluster(group=params["group"], hosts=hosts, values=values, specs=specs)
+        # The names each host sets itself (inventory, group and extra vars), for unknown_settings.
+        cluster.given = {host: [str(name) for name in hostvars[host]] for host in hosts}
         if params["facts"]:
             cluster.facts = {}
             for host in hosts:

@@ -11,6 +11,7 @@ the fix. Nothing here touches a node; the unit tests drive it with fake hostvars
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -98,6 +99,7 @@ class Cluster:
     facts: dict[str, dict] | None = None
     script_on_controller: bool | None = None
     addresses: dict[str, str] = field(default_factory=dict)
+    given: dict[str, list[str]] | None = None  # host -> the variable names its inventory and extra vars set
 
     @property
     def master(self) -> str:
@@ -1250,10 +1252,10 @@ def _root_runs(c: Cluster) -> list[Problem]:
     for node in c.hosts:
         loose = (c.node_facts(node) or {}).get("venv_untrusted")
         if loose:
-            found.append(problem(node, "torchrun_venv", "torchrun_venv=%s can be changed by %s (%s, mode %s), while root runs the "
-                                                        "environment's python and py-spy: give it and the folders above it to root "
-                                                        "(chown -R root: %s; chmod go-w)" % (venv, loose.get("owner"), loose.get("path"),
-                                                                                          loose.get("mode"), loose.get("path"))))
+            text = ("torchrun_venv=%s can be changed by %s (%s, mode %s), while root runs the environment's python and py-spy: give "
+                    "it and the folders above it to root (chown -R root: %s; chmod go-w)"
+                    % (venv, loose.get("owner"), loose.get("path"), loose.get("mode"), loose.get("path")))
+            found.append(problem(node, "torchrun_venv", text))
     return found
 
 
@@ -1279,12 +1281,11 @@ def _shared_nodes(c: Cluster) -> list[Problem]:
                 continue
             c10d = [name for name, used in ((job, ours_c10d), (other.get("job"), other.get("backend") == "c10d")) if used]
             if c10d:
-                found.append(problem(node, "torchrun_rdzv_backend", "job %s is installed here too, and %s uses the c10d rendezvous, whose "
-                                                                   "workers' store listens on a random port of the collective range that the "
-                                                                   "node's jobs share; no firewall rule tells on this node which job's user "
-                                                                   "opened a connection from another node, so the other job's user could "
-                                                                   "reach that store: use torchrun_rdzv_backend=static for both, or run the "
-                                                                   "jobs on separate nodes" % (other.get("job"), " and ".join(c10d))))
+                text = ("job %s is installed here too, and %s uses the c10d rendezvous, whose workers' store listens on a random port "
+                        "of the collective range that the node's jobs share; no firewall rule tells on this node which job's user opened "
+                        "a connection from another node, so the other job's user could reach that store: use "
+                        "torchrun_rdzv_backend=static for both, or run the jobs on separate nodes" % (other.get("job"), " and ".join(c10d)))
+                found.append(problem(node, "torchrun_rdzv_backend", text))
     return found
 
 
@@ -1311,9 +1312,47 @@ def trust(c: Cluster) -> list[Problem]:
     return _inventory_names(c) + _ssh_ports(c) + _root_runs(c) + _links(c) + _shared_nodes(c)
 
 
+# ---- settings: every name with one of the collection's prefixes is one a role declares ------------------
+# The prefixes of the collection's variables (tests/unit check it against roles/).
+PREFIXES = ("torchrun_", "connectivity_", "firewall_", "healthcheck_", "job_", "launcher_", "nvidia_", "preflight_", "pytorch_",
+            "stack_report_", "validate_")
+# Settings renamed or removed in a release, with what replaced them (kept at least one release).
+RENAMED = {"launcher_wait": "job_wait", "launcher_wait_timeout": "job_wait_timeout", "launcher_join_timeout": "job_join_timeout",
+           "launcher_logs_dir": "job_logs_dir", "launcher_log_lines": "job_log_lines"}
+REMOVED = {"healthcheck_port": "the health check uses the job's master port (torchrun_master_port) since 0.2.0"}
+# Names with a prefix that are results the roles set (facts), or settings refused by another area.
+NOT_SETTINGS = {"connectivity_matrix", "healthcheck_result", "stack_report_result", "nvidia_gpus", "nvidia_driver_version",
+                "torchrun_node_rank"}
+
+
+def unknown_settings(c: Cluster) -> list[Problem]:
+    """A setting with one of the collection's prefixes that no role declares is a mistake (a typo, a
+    knob renamed): it would be silently ignored. Named with its new name or the nearest known one."""
+    if c.given is None:
+        return []
+    known = set(c.specs) | set(HOST_VARIABLES)
+    unknown: dict[str, list[str]] = {}
+    for host in c.hosts:
+        for name in c.given.get(host, []):
+            if name.startswith(PREFIXES) and name not in known and name not in NOT_SETTINGS:
+                unknown.setdefault(name, []).append(host)
+    found = []
+    for name, hosts in sorted(unknown.items()):
+        if name in RENAMED:
+            fix = "it was renamed: use %s" % RENAMED[name]
+        elif name in REMOVED:
+            fix = "it was removed: %s; remove it" % REMOVED[name]
+        else:
+            near = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+            fix = "did you mean %s?" % near[0] if near else "see the roles' READMEs for the settings there are"
+        where = c.master if len(hosts) == len(c.hosts) else hosts[0]
+        found.append(problem(where, name, "%s is not a setting of the collection and would be ignored; %s" % (name, fix)))
+    return found
+
+
 AREAS: tuple[Callable[[Cluster], list[Problem]], ...] = (
     names_and_paths, consistency, ports, addresses, processes, rendezvous, accounts, firewall, stack_sources, declared_paths,
-    shared_storage, fabric, trust, ownership, firewall_mode,
+    shared_storage, fabric, trust, ownership, firewall_mode, unknown_settings,
 )
 
 

@@ -79,3 +79,16 @@ def test_changelog_releases_the_version_galaxy_yml_names():
     text = (ROOT / "CHANGELOG.rst").read_text()
     assert "v%s\n" % version in text, "CHANGELOG.rst is not generated from changelog.yaml (antsibull-changelog generate)"
     run([BIN / "antsibull-changelog", "lint"], cwd=ROOT)
+
+
+def test_the_declared_ansible_core_is_one_the_collection_runs_on():
+    # The validator imports ansible.template.trust_as_template, which ansible-core has from 2.19 on:
+    # on 2.17 or 2.18 the first validate task of every playbook failed with an import error.
+    declared = yaml.safe_load((ROOT / "meta" / "runtime.yml").read_text())["requires_ansible"]
+    assert declared == ">=2.19.0"
+    checks = (ROOT / "plugins" / "plugin_utils" / "checks.py").read_text()
+    assert "from ansible.template import trust_as_template" in checks  # the reason for 2.19
+    for meta in sorted((ROOT / "roles").glob("*/meta/main.yml")):
+        assert yaml.safe_load(meta.read_text())["galaxy_info"]["min_ansible_version"] == "2.19", meta
+    pinned = [line for line in (ROOT / "requirements" / "dev.txt").read_text().splitlines() if line.startswith("ansible-core==")]
+    assert pinned and pinned[0].split("==")[1].startswith("2.19."), pinned

@@ -319,12 +319,12 @@ def gathered(value, device, world):
     all_gather_object, which unpickles whatever the others send."""
     data = json.dumps(value).encode("utf-8")
     size = torch.tensor([len(data)], dtype=torch.int64, device=device)
-    sizes = [torch.zeros_like(size) for _ in range(world)]
+    sizes = [torch.zeros_like(size) for _rank in range(world)]
     dist.all_gather(sizes, size)
     lengths = [int(s.item()) for s in sizes]
     buffer = torch.zeros(max(lengths), dtype=torch.uint8, device=device)
     buffer[:len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8).to(device)
-    buffers = [torch.zeros_like(buffer) for _ in range(world)]
+    buffers = [torch.zeros_like(buffer) for _rank in range(world)]
     dist.all_gather(buffers, buffer)
     return [json.loads(bytes(b[:n].cpu().tolist()).decode("utf-8")) for b, n in zip(buffers, lengths)]
 

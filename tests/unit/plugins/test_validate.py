@@ -72,7 +72,8 @@ def cluster(extra=None, host_vars=None, facts=None, script_on_controller=True, h
         return TEMPLAR.copy_with_new_env(available_variables=merged).template(value)
 
     values, found = checks.effective_values(members, hostvars, DEFAULTS, SPECS, template)
-    made = checks.Cluster(group=group, hosts=members, values=values, specs=SPECS, script_on_controller=script_on_controller)
+    made = checks.Cluster(group=group, hosts=members, values=values, specs=SPECS, script_on_controller=script_on_controller,
+                          given={host: list(hostvars[host]) for host in members})
     if facts is not None:
         made.facts = {}
         for host in members:
@@ -420,3 +421,38 @@ def test_a_range_the_nodes_connections_half_fill_is_said():
     assert checks.notes(made) == ["WARNING node1: 1200 TCP connections hold ephemeral ports now, half or more of the 2000 ports of "
                                   "torchrun_collective_port_range 52000-53999, which becomes the whole ephemeral range of the node: size the "
                                   "range for the other programs of the node too"]
+
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"launcher_wait": "false"}, "node1: launcher_wait is not a setting of the collection and would be ignored; it was renamed: use job_wait"),
+    ({"job_wiat": True}, "node1: job_wiat is not a setting of the collection and would be ignored; did you mean job_wait?"),
+    ({"torchrun_master_prot": 29501}, "did you mean torchrun_master_port?"),
+    ({"healthcheck_port": 52001}, "healthcheck_port is not a setting of the collection and would be ignored; it was removed: the health "
+                                  "check uses the job's master port (torchrun_master_port) since 0.2.0; remove it"),
+    ({"firewall_zzz": 1}, "node1: firewall_zzz is not a setting of the collection and would be ignored; see the roles' READMEs"),
+])
+def test_a_mistyped_or_renamed_setting_is_refused_with_its_name(extra, message):
+    made, found = cluster(extra)
+    problems = [p.message for p in found + checks.validate(made)]
+    assert [m for m in problems if message in m] and len(problems) == 1, problems
+
+
+def test_an_unknown_setting_of_one_host_is_named_on_that_host_and_the_others_are_left_alone():
+    made, found = cluster(host_vars={"node2": {"pytorch_torch_verison": "2.13.0"}})
+    assert [p.message for p in found + checks.validate(made)] == [
+        "node2: pytorch_torch_verison is not a setting of the collection and would be ignored; did you mean pytorch_torch_version?"]
+    made, found = cluster({"gpu_check_note": "x", "mytool_setting": 1, "connectivity_matrix": {}})  # not ours, or a result
+    assert found + checks.validate(made) == []
+
+
+def test_the_prefixes_are_the_roles_and_every_result_they_set_is_known():
+    roles = sorted(p.name for p in ROLES.iterdir() if (p / "meta" / "argument_specs.yml").is_file())
+    assert sorted(checks.PREFIXES) == sorted(["torchrun_"] + [name + "_" for name in roles if name != "torchrun"])
+    facts = set()
+    for tasks in ROLES.glob("*/tasks/*.yml"):
+        for task in yaml.safe_load(tasks.read_text()) or []:
+            for name in (task.get("ansible.builtin.set_fact") or {}) if isinstance(task, dict) else {}:
+                if name.startswith(checks.PREFIXES):
+                    facts.add(name)
+    assert facts and facts <= checks.NOT_SETTINGS, facts - checks.NOT_SETTINGS
