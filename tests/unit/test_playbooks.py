@@ -1,0 +1,37 @@
+"""Every playbook that targets the training group refuses a group that is missing or empty, on the
+controller, before any host is contacted (a mistyped torchrun_group used to print "skipping: no hosts
+matched" and succeed). Runs ansible-playbook with an inventory of local hosts; no node, no network."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOKS = ["setup", "launch", "stop", "status", "logs", "report", "healthcheck", "stacks", "train"]
+MESSAGE = "inventory: group 'gpus' (torchrun_group) is missing or empty; list the training nodes in it, first the master node"
+
+
+@pytest.fixture(scope="module")
+def inventory(tmp_path_factory):
+    path = tmp_path_factory.mktemp("inventory") / "hosts.yml"
+    # Hosts that would run on this machine if anything reached them: nothing must.
+    path.write_text(yaml.safe_dump({"all": {"children": {"trainers": {"hosts": {
+        "node1": {"ansible_connection": "local", "ansible_host": "198.18.0.11"},
+        "node2": {"ansible_connection": "local", "ansible_host": "198.18.0.12"}}}}}}))
+    return path
+
+
+@pytest.mark.parametrize("name", PLAYBOOKS)
+def test_a_missing_group_is_refused_by_name_before_any_host_is_contacted(inventory, name):
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/%s.yml" % name, "-i", str(inventory),
+                           "-e", "torchrun_group=gpus"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0, out[-2000:]
+    assert MESSAGE in out, out[-2000:]
+    recap = out[out.index("PLAY RECAP"):]
+    assert "node1" not in recap and "node2" not in recap, recap  # no host of the inventory was touched
