@@ -1206,9 +1206,10 @@ def _ssh_ports(c: Cluster) -> list[Problem]:
     span = c.cluster(port_model.RANGE_VAR)
     if not isinstance(port, int) or not (isinstance(span, list) and len(span) == 2 and all(isinstance(p, int) for p in span)):
         return found
+    said = {"torchrun_master_port": "torchrun_master_port, the job's store",
+            port_model.RANGE_VAR: "inside %s %s-%s" % (port_model.RANGE_VAR, span[0], span[1])}
     for node in c.hosts:
-        others = {o.get("master_port"): o.get("job") for o in (c.node_facts(node) or {}).get("jobs", [])
-                  if o.get("job") != c.cluster("torchrun_job") and o.get("master_port") is not None}
+        spans = _job_port_spans(c, node)  # this job's master port, its range, then the other jobs' master ports
         for var in ("firewall_ssh_ports", "ansible_port"):
             value = c.get(node, var)
             for ssh in (value if isinstance(value, list) else [value] if value not in (None, "") else []):
@@ -1216,9 +1217,7 @@ def _ssh_ports(c: Cluster) -> list[Problem]:
                     ssh = int(ssh)
                 except (TypeError, ValueError):
                     continue
-                what = ("torchrun_master_port, the job's store" if ssh == port
-                        else "inside torchrun_collective_port_range %s-%s" % tuple(span) if span[0] <= ssh <= span[1]
-                        else "the master port of job %s on this node" % others[ssh] if ssh in others else None)
+                what = next((said.get(label, label + " on this node") for first, last, label in spans if first <= ssh <= last), None)
                 if what:
                     found.append(problem(node, var, "%s holds %s, which is %s; SSH ports are open to every address, so the "
                                                     "job's unauthenticated store would be too: list only the ports sshd listens on"
