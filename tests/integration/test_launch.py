@@ -448,9 +448,12 @@ def test_a_sites_own_environment_is_checked_and_never_changed(cluster):
         assert "%s: pytorch_venv_external=true but torchrun_venv=/opt/site-env has no bin/python or bin/torchrun" % node in text, text[-3000:]
 
 
+# A second job on the same nodes, with its own user, master port and rules.
+EVAL = {"torchrun_job": "eval", "torchrun_master_port": 29600, "torchrun_uid": 2001, "torchrun_secret_env": {}}
+
+
 def test_a_second_job_gets_its_own_unit_and_ports(cluster):
-    second = {"torchrun_job": "eval", "torchrun_master_port": 29600, "torchrun_uid": 2001,
-              "torchrun_script_args": ["--epochs", "2"], "torchrun_secret_env": {}}
+    second = dict(EVAL, torchrun_script_args=["--epochs", "2"])
     # The stack is the cluster's already: the second job needs its user, rules and unit only.
     ok(playbook("setup", second, "--tags", "firewall,launcher"))
     for node in ("node1", "node2"):
@@ -490,6 +493,44 @@ def test_jobs_on_a_node_keep_apart_each_as_its_own_user(cluster):
         for user in ("torchrun-eval", "root"):
             refused = as_user(user, connect % address)
             assert "ConnectionRefusedError" in refused.stderr, (user, address, refused.stderr)
+    ok(playbook("stop"))
+
+
+def test_removing_a_job_leaves_no_trace_of_it_and_the_other_job_trains_on(cluster):
+    """remove.yml takes job eval (set up above) off every node while train runs; a second run changes nothing."""
+    # What eval's user left: a checkpoint and scratch on the shared storage, a link to a file of
+    # train's in its folder (root must remove the link, never what it points to).
+    on("node1", "runuser -u torchrun-eval -- sh -c 'mkdir -p %s/eval/checkpoints %s/eval/scratch && echo w > %s/eval/checkpoints/kept.ckpt'"
+       % (SHARED, SHARED, SHARED))
+    on("node2", "runuser -u torchrun-eval -- ln -s /etc/torchrun/train.env /var/lib/torchrun/eval/train.env")
+    launch_and_join()
+    dry = ok(playbook("remove", EVAL, "--check", "--diff"))
+    assert "Would remove job eval from node1, node2" in dry, dry[-3000:]
+    assert on("node1", "systemctl cat torchrun-eval.service; id torchrun-eval").returncode == 0  # --check changed nothing
+
+    out = ok(playbook("remove", EVAL))
+    assert "Its checkpoints stay in %s/eval/checkpoints" % SHARED in out, out[-3000:]
+    for node in ("node1", "node2"):
+        ruleset = on(node, "nft list table inet torchrun").stdout
+        assert "nodes_train" in ruleset and "29500" in ruleset, ruleset  # train's rules stay
+        assert "nodes_eval" not in ruleset and "29600" not in ruleset and "torchrun-eval" not in ruleset and "2001" not in ruleset, ruleset
+        left = on(node, "ls -d /etc/torchrun/eval.* /etc/torchrun/firewall.d/eval.nft /etc/systemd/system/torchrun-eval.service* "
+                        "/opt/torchrun/jobs/eval 2>/dev/null").stdout
+        assert left == "", left
+        assert on(node, "systemctl show -p LoadState --value torchrun-eval.service").stdout.strip() == "not-found"
+        assert on(node, "getent passwd torchrun-eval || getent group torchrun-eval").returncode != 0
+        reserved = on(node, "cat /proc/sys/net/ipv4/ip_local_reserved_ports").stdout
+        assert "29600" not in reserved and "29500" in reserved, reserved
+        assert on(node, "ls -A /var/lib/torchrun/eval; stat -c '%U %a' /var/lib/torchrun/eval").stdout.split() == ["checkpoints", "root", "700"]
+        assert on(node, "test -s /etc/torchrun/train.env").returncode == 0
+    assert on("node1", "ls -A %s/eval; cat %s/eval/checkpoints/kept.ckpt" % (SHARED, SHARED)).stdout.split() == ["checkpoints", "w"]
+    # train trained on through the removal.
+    since = on("node1", "date +%s").stdout.strip()
+    assert wait_for(lambda: re.search(r"\] epoch [0-9]+/300", log_since("node1", since)), 60) is not None
+    assert prop("node2", "ActiveState") == "active"
+
+    again = ok(playbook("remove", EVAL))
+    assert recap_changed(again, "node1") == 0 and recap_changed(again, "node2") == 0, again[-3000:]
     ok(playbook("stop"))
 
 
