@@ -75,12 +75,25 @@ def on(node: str, command: str, timeout: int = 120) -> subprocess.CompletedProce
     return subprocess.run(sandbox.ssh_command(node) + [command], capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def playbook(name: str, *args: str, timeout: int = 900, env: dict | None = None) -> subprocess.CompletedProcess:
-    """ansible-playbook playbooks/<name>.yml (or a path ending in .yml) against the sandbox inventory, from the checkout."""
+def playbook_command(name: str, *args: str, env: dict | None = None) -> tuple[list[str], dict]:
+    """The command line and environment of ansible-playbook playbooks/<name>.yml (or a path ending in .yml)
+    against the sandbox inventory, from the checkout."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                PATH="%s:%s" % (BIN, os.environ["PATH"]), **(env or {}))
     cmd = [str(BIN / "ansible-playbook"), name if name.endswith(".yml") else "playbooks/%s.yml" % name, "-i", "inventories/sandbox"]
-    return subprocess.run(cmd + list(args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return cmd + list(args), env
+
+
+def playbook(name: str, *args: str, timeout: int = 900, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a playbook (playbook_command) to its end."""
+    cmd, env = playbook_command(name, *args, env=env)
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def playbook_started(name: str, *args: str) -> subprocess.Popen:
+    """Start a playbook (playbook_command) and return at once; its output (stdout and stderr) is read line by line."""
+    cmd, env = playbook_command(name, *args, env={"PYTHONUNBUFFERED": "1"})
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
 
 
 def connect(source: str, address: str, port: int, seconds: int = 4) -> int:

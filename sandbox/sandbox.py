@@ -53,9 +53,15 @@ OUTSIDER_ADDR = PREFIX + ".250"
 PROXY_PORT = 3142  # apt-cacher-ng, the nodes' APT proxy
 WHEEL_PORT = 3143  # python3 -m http.server over the wheelhouse (pip --find-links)
 WHEEL_URL = "http://%s:%d/" % (HOST_ADDR, WHEEL_PORT)
-# Shared storage, as a site's NFS: one host folder bound into every cluster node (not the outsider).
+# Shared storage, as a site's NFS export with root_squash (the NFS server's default): a host folder
+# (SHARED_DISK), seen through a FUSE file system (squashfs.py) that does every operation as its caller
+# and makes root nobody, mounted at SHARED_DIR and bound into every cluster node (not the outsider).
+# Root on a node has no more rights there than nobody: the job's own user writes its files.
+SHARED_DISK = STATE / "shared-disk"
 SHARED_DIR = STATE / "shared"
 SHARED_MOUNT = "/srv/shared"
+SQUASHFS = REPO / "sandbox" / "squashfs.py"
+SQUASHFS_PID = STATE / "squashfs.pid"
 MAX_NODES = 32
 # Every node's systemd (its manager, logind, dbus) holds about ten inotify instances, all counted
 # against root on the host: at the kernel's default of 128 per user the 21st node's systemd fails
@@ -396,6 +402,49 @@ def service_commands(sources: list[dict]) -> dict[str, list[str]]:
     }
 
 
+def squashfs_python() -> str:
+    """A Python with fusepy: the checkout's toolchain (make venv), else this one."""
+    for python in (REPO / ".venv" / "bin" / "python", Path(sys.executable)):
+        if python.exists() and subprocess.run([str(python), "-c", "import fuse"], capture_output=True).returncode == 0:
+            return str(python)
+    raise SandboxError("the shared storage needs fusepy and libfuse2 (make venv deps installs them)")
+
+
+def shared_mounted() -> bool:
+    return any(line.split()[1] == str(SHARED_DIR) and line.split()[2].startswith("fuse")
+               for line in Path("/proc/mounts").read_text().splitlines())
+
+
+def ensure_shared() -> None:
+    """Mount the root-squashed shared storage unless it is mounted (world-writable and sticky like /tmp:
+    every job's user may make its folder there, whatever its uid)."""
+    if shared_mounted():
+        return
+    if not Path("/dev/fuse").exists():
+        raise SandboxError("the shared storage is a FUSE file system and this host has no /dev/fuse (modprobe fuse)")
+    SHARED_DISK.mkdir(parents=True, exist_ok=True)
+    SHARED_DISK.chmod(0o1777)
+    SHARED_DIR.mkdir(parents=True, exist_ok=True)
+    with open(STATE / "squashfs.log", "a") as out:
+        proc = subprocess.Popen([squashfs_python(), str(SQUASHFS), str(SHARED_DISK), str(SHARED_DIR)], stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=out, start_new_session=True)
+    SQUASHFS_PID.write_text("%d\n" % proc.pid)
+    deadline = time.monotonic() + 10
+    while not shared_mounted():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SandboxError("the shared storage did not mount on %s; see %s" % (SHARED_DIR, STATE / "squashfs.log"))
+        time.sleep(0.1)
+
+
+def stop_shared() -> None:
+    if shared_mounted() and subprocess.run(["umount", str(SHARED_DIR)], capture_output=True).returncode != 0:
+        subprocess.run(["umount", "-l", str(SHARED_DIR)], capture_output=True)
+    pid = pid_alive(SQUASHFS_PID, "squashfs.py")
+    if pid:
+        terminate(pid, 5)
+    SQUASHFS_PID.unlink(missing_ok=True)
+
+
 def ensure_proxy(sources: list[dict]) -> None:
     """Start the APT proxy and the wheelhouse server unless they run (a changed source list restarts the proxy)."""
     before = (STATE / "apt-cacher-ng" / "conf" / "acng.conf").read_text() if (STATE / "apt-cacher-ng" / "conf" / "acng.conf").exists() else ""
@@ -573,9 +622,7 @@ def boot_node(name: str) -> subprocess.Popen:
            "--network-bridge=" + BRIDGE, "--console=read-only", "--link-journal=no", "--resolv-conf=off",
            "--timezone=off"]
     if name != "outsider":
-        # World-writable and sticky like /tmp: every job user may make its folder there, whatever its uid.
-        SHARED_DIR.mkdir(parents=True, exist_ok=True)
-        SHARED_DIR.chmod(0o1777)
+        ensure_shared()
         cmd.append("--bind=%s:%s" % (SHARED_DIR, SHARED_MOUNT))
     with open(base / "console.log", "w") as out:
         proc = subprocess.Popen(in_own_cgroups(cgroup_dirs(name), cmd), stdin=subprocess.DEVNULL, stdout=out,
@@ -682,6 +729,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         ensure_inotify(count)
         ensure_bridge()
         ensure_proxy(sources)
+        ensure_shared()
         for name in existing_nodes():
             if name not in wanted:
                 log("stopping %s (not in a %d-node sandbox)" % (name, count))
@@ -716,13 +764,14 @@ def cmd_down(args: argparse.Namespace) -> int:
         for name in names:
             stop_node(name)
         stop_proxy()
+        stop_shared()
         # nspawn and the proxy can still be exiting (tearing down the machine's namespaces): down
         # returns only when no process of the sandbox is left.
         wait_gone(["-M %s " % name for name in names] + [needle for _pidfile, needle, _port in SERVICES.values()], 30)
         if run(["ip", "link", "show", BRIDGE], check=False).returncode == 0:
             run(["ip", "link", "del", BRIDGE])
         unmount_all(STATE)
-        for leftover in ("nodes", "known_hosts", "shared"):
+        for leftover in ("nodes", "known_hosts", "shared", "shared-disk"):
             path = STATE / leftover
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
         Path(args.inventory).unlink(missing_ok=True)

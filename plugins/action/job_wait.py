@@ -21,7 +21,7 @@ class ActionModule(ActionBase):
     master's prints one line for the whole cluster."""
 
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("job", "token", "master", "hosts", "timeout", "interval", "log_lines", "until"))
+    _VALID_ARGS = frozenset(("job", "token", "master", "hosts", "timeout", "interval", "log_lines", "until", "follow"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -34,6 +34,7 @@ class ActionModule(ActionBase):
             "interval": {"type": "float", "default": 10},
             "log_lines": {"type": "int", "default": 5},
             "until": {"type": "str", "choices": ["ended", "joined"], "default": "ended"},
+            "follow": {"type": "bool", "default": False},
         })
         until = params["until"]
         host = task_vars["inventory_hostname"]
@@ -41,19 +42,27 @@ class ActionModule(ActionBase):
         os.makedirs(folder, mode=0o700, exist_ok=True)
         started = time.monotonic()
         last_shown = 0.0
+        follow = params["follow"]
+        cursor = ""
+        node_rank = params["hosts"].index(host) if host in params["hosts"] else -1
         while True:
             left = params["timeout"] - (time.monotonic() - started)
             info = self._execute_module(
                 module_name="onprem.torchrun.job_info",
-                module_args={"job": params["job"], "log_lines": params["log_lines"],
-                             ("wait_for_workers" if until == "joined" else "wait_for_end"): max(0.0, min(params["interval"], left))},
+                module_args=dict({"job": params["job"], "log_lines": params["log_lines"],
+                              ("wait_for_workers" if until == "joined" else "wait_for_end"): max(0.0, min(params["interval"], left))},
+                             **({"journal_after": cursor} if follow else {})),
                 task_vars=task_vars)
             if info.get("failed"):
                 return dict(result, **info)
+            if follow:
+                for line in wait_model.follow_lines(host, node_rank, info.pop("journal_lines", [])):
+                    display.display(line)
+                cursor = info.pop("journal_cursor", cursor)
             wait_model.write(folder, host, info)
             nodes = wait_model.read(folder, params["hosts"])
             verdict = wait_model.verdict(nodes, params["hosts"], host, params["timeout"] - (time.monotonic() - started), until)
-            if host == params["master"] and (verdict["done"] or time.monotonic() - last_shown >= params["interval"] - 0.5):
+            if host == params["master"] and (verdict["done"] or not follow and time.monotonic() - last_shown >= params["interval"] - 0.5):
                 display.display(wait_model.progress_line(params["job"], nodes, params["hosts"], params["master"], until))
                 last_shown = time.monotonic()
             if verdict["done"]:

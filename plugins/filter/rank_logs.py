@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: rank_logs
 author: onprem.torchrun developers (@onprem)
-version_added: 0.1.0
+version_added: 0.2.0
 short_description: Split a node's job journal by global rank
 description:
   - >-
@@ -18,6 +18,10 @@ description:
   - Lines of torchrun's agent itself (rendezvous, restarts, exit codes) carry no rank and are left
     out; the node's whole journal holds them.
   - A node runs other global ranks after a c10d re-rendezvous; each rank it ran gets its lines.
+  - >-
+    torchrun's tee prints a line a worker had half written in two pieces, each with its marker
+    (C([rank0]: par[rank0]: tial)); the pieces are joined again, and a piece of another rank goes to
+    that rank.
 options:
   _input:
     description: The node's journal lines.
@@ -45,10 +49,10 @@ _value:
 import re
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.onprem.torchrun.plugins.module_utils.contract import RANK_LINE_PATTERN
+from ansible_collections.onprem.torchrun.plugins.module_utils.contract import rank_segments
 
 # short-iso: "<time> <host> <identifier>[<pid>]: <message>"; the rank marker opens the message.
-LINE = re.compile(r"^(\S+ \S+ [^\s:]+(?:\[\d+\])?: )" + RANK_LINE_PATTERN)
+LINE = re.compile(r"^(\S+ \S+ [^\s:]+(?:\[\d+\])?: )")
 
 
 def rank_logs(lines):
@@ -59,7 +63,8 @@ def rank_logs(lines):
     for line in lines:
         match = LINE.match(str(line))
         if match:
-            ranks.setdefault(int(match.group(2)), []).append(match.group(1) + str(line)[match.end():])
+            for rank, text in rank_segments(str(line)[match.end():]):
+                ranks.setdefault(rank, []).append(match.group(1) + text)
     return dict(sorted(ranks.items()))
 
 

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import re
+
 # What torchrun sets for every worker: nothing may pre-set them (a stale NODE_RANK or MASTER_* hangs
 # the job). The unit and the health check unset them (filter torchrun_command), node_probe looks
 # for them on the node and preflight refuses them there and in torchrun_env.
@@ -14,3 +16,24 @@ RANK_VARIABLES = ("NODE_RANK", "RANK", "LOCAL_RANK", "GROUP_RANK", "WORLD_SIZE",
 # The filter torchrun_command sets the template; the filter rank_logs splits the journal by it.
 RANK_LINE_TEMPLATE = "[rank${rank}]: "
 RANK_LINE_PATTERN = r"\[rank(\d+)\]: "
+_RANK_MARKER = re.compile(RANK_LINE_PATTERN)
+
+
+def rank_segments(message: str) -> list[tuple[int, str]]:
+    """A teed journal message as (global rank, text) pieces; [] when no marker opens it.
+
+    torchrun's tee reads each worker's output file line by line and prints what it read with the
+    marker in front; a line the worker had half written when the tee reached the end of the file is
+    printed in two pieces, each with its marker: "[rank0]: par[rank0]: tial". Each marker after the
+    first starts a piece of its own rank (another rank's piece too, when two writes met)."""
+    if not _RANK_MARKER.match(message):
+        return []
+    parts = _RANK_MARKER.split(message)  # "", rank, text, rank, text ...
+    pieces: list[tuple[int, str]] = []
+    for rank, text in zip(parts[1::2], parts[2::2]):
+        if pieces and pieces[-1][0] == int(rank):
+            pieces[-1] = (pieces[-1][0], pieces[-1][1] + text)
+        else:
+            pieces.append((int(rank), text))
+    # A piece that is only its marker (a worker's blank line stays one).
+    return [piece for piece in pieces if piece[1]] or pieces[:1]

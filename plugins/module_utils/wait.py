@@ -9,6 +9,8 @@ import json
 import os
 import re
 
+from ansible_collections.onprem.torchrun.plugins.module_utils.contract import rank_segments
+
 # What a node's wait keeps of job_info's answer for the others to read.
 KEPT = ("state", "sub_state", "result", "exit_status", "restarts", "finished", "started", "workers", "log")
 
@@ -80,3 +82,13 @@ def progress_line(job: str, nodes: dict[str, dict | None], hosts: list[str], mas
     if log:
         text += "; %s: %s" % (master, log[-1].strip()[:160])
     return text
+
+
+def follow_lines(host: str, node_rank: int, lines: list[str]) -> list[str]:
+    """A node's new journal lines as a follower shows them: each marked with the node, its node rank and the
+    global rank that wrote it (the unit's rank marker taken out), or "agent" for torchrun's own lines."""
+    shown = []
+    for line in lines:
+        for who, text in [("rank %d" % rank, text) for rank, text in rank_segments(line)] or [("agent", line)]:
+            shown.append("%s (node %d) %s | %s" % (host, node_rank, who, text))
+    return shown

@@ -38,6 +38,13 @@ options:
         ended within 0.2 s, not at its next poll. Not with O(wait_for_workers). V(0) reads once.
     type: float
     default: 0
+  journal_after:
+    description:
+      - Also return the job's journal lines written after this cursor (RV(journal_lines), RV(journal_cursor)),
+        as a follower reads them again and again. V("") starts with the last O(log_lines) lines. Unset
+        reads no such lines.
+    type: str
+    version_added: 0.2.0
 extends_documentation_fragment:
   - onprem.torchrun.cluster.read_only
 """
@@ -50,6 +57,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+journal_lines:
+  description: With O(journal_after), the job's journal lines after that cursor (its workers' and agent's output).
+  returned: when O(journal_after) is set
+  type: list
+  elements: str
+journal_cursor:
+  description: With O(journal_after), the cursor to pass next time (unchanged when there was nothing new).
+  returned: when O(journal_after) is set
+  type: str
 unit:
   description: The unit's name.
   returned: always
@@ -180,6 +196,19 @@ def journal(module, unit, invocation, lines):
     return out.splitlines()[-lines:] if rc == 0 else []
 
 
+def journal_after(module, unit, cursor, lines):
+    """The unit's lines after ``cursor`` (from the last ``lines`` when it is empty) and the new cursor."""
+    cmd = ["journalctl", "--no-pager", "--output=cat", "--show-cursor", "_SYSTEMD_UNIT=" + unit]
+    cmd += ["--after-cursor=" + cursor] if cursor else ["--lines=%d" % max(lines, 0)]
+    rc, out, _err = module.run_command(cmd)
+    if rc != 0:
+        return [], cursor
+    found = out.splitlines()
+    if found and found[-1].startswith("-- cursor: "):
+        return found[:-1], found[-1][len("-- cursor: "):]
+    return [line for line in found if line != "-- No entries --"], cursor
+
+
 def stale(props, job, folder="/etc/torchrun"):
     """Whether the running unit started before its unit file or environment files last changed."""
     if props.get("ActiveState") not in RUNNING:
@@ -223,7 +252,7 @@ def done_waiting(state, sub_state, workers, now, deadline, until_end):
 def main():
     module = AnsibleModule(
         argument_spec=dict(job=dict(type="str", required=True), log_lines=dict(type="int", default=5),
-                           wait_for_workers=dict(type="float", default=0), wait_for_end=dict(type="float", default=0)),
+                           wait_for_workers=dict(type="float", default=0), wait_for_end=dict(type="float", default=0), journal_after=dict(type="str")),
         mutually_exclusive=[["wait_for_workers", "wait_for_end"]],
         supports_check_mode=True,
     )
@@ -238,6 +267,10 @@ def main():
         if done_waiting(state, props.get("SubState", ""), workers, time.monotonic(), deadline, until_end):
             break
         time.sleep(0.2)
+    follow = {}
+    if module.params["journal_after"] is not None:
+        lines, cursor = journal_after(module, unit, module.params["journal_after"], module.params["log_lines"])
+        follow = {"journal_lines": lines, "journal_cursor": cursor}
     module.exit_json(
         changed=False,
         unit=unit,
@@ -254,6 +287,7 @@ def main():
         finished=state not in RUNNING,
         stale=stale(props, module.params["job"]),
         log=journal(module, unit, props.get("InvocationID", ""), module.params["log_lines"]),
+        **follow,
     )
 
 

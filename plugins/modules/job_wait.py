@@ -57,6 +57,15 @@ options:
     type: str
     choices: [ended, joined]
     default: ended
+  follow:
+    description:
+      - Also print every new line of each node's job journal as it comes (within O(interval) seconds),
+        each marked with the node, its node rank and the global rank that wrote it (C(agent) for
+        torchrun's own lines), instead of the progress line; the wait ends as above (playbooks/logs.yml
+        with C(job_follow=true)).
+    type: bool
+    default: false
+    version_added: 0.2.0
 attributes:
   action:
     description: The work is done by an action plugin on the controller, which runs job_info on the node.

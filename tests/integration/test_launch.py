@@ -9,8 +9,10 @@ Needs root (`make integration`).
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -50,6 +52,11 @@ def ok(proc):
 
 
 on = harness.on
+
+
+def as_job(node, command):
+    """A command as the job's user: the shared storage squashes root (sandbox/squashfs.py), as NFS does."""
+    return on(node, "runuser -u torchrun-train -- sh -c %s" % shlex.quote(command))
 
 
 def prop(node, name):
@@ -96,7 +103,8 @@ def cluster():
         ok(setup)
         harness.keep_as_seed("node1")  # the health check's cluster boots on it (test_healthcheck.py)
         yield setup.stdout + setup.stderr
-        ok(playbook("stop"))
+        if on("node1", "test -e /etc/systemd/system/%s" % UNIT).returncode == 0:  # the last test removes the job
+            ok(playbook("stop"))
 
 
 def test_secret_never_shown_and_kept_root_only(cluster):
@@ -169,7 +177,8 @@ def test_logs_fetched_one_file_per_node_and_one_per_global_rank(cluster, tmp_pat
         tagged = [line for line in lines if "[rank " in line]
         assert any(("[rank %d] joined: node %d" % (rank, rank // 2)) in line for line in tagged), lines[:20]
         assert all(("torchrun[" in line and "[rank %d] " % rank in line) for line in tagged), tagged[:20]
-        assert not any("[rank%d]: " % rank in line for line in lines)  # the marker is taken out
+        marked = [line for line in lines if "[rank%d]: " % rank in line]
+        assert not marked, marked[:10]  # the marker is taken out
 
 
 def test_stop_saves_a_checkpoint_and_ends_every_unit_quickly(cluster):
@@ -183,8 +192,36 @@ def test_stop_saves_a_checkpoint_and_ends_every_unit_quickly(cluster):
         assert prop(node, "ActiveState") in ("inactive", "failed")
         assert workers(node) == "0"
         # Global rank 0 wrote it on the way out, on the shared storage: every node sees that one file.
-        saved = float(on(node, "stat -c %%Y %s/last.ckpt" % CHECKPOINTS).stdout)
+        saved = float(as_job(node, "stat -c %%Y %s/last.ckpt" % CHECKPOINTS).stdout)
         assert saved >= int(start) - 1
+
+
+def test_follow_shows_every_ranks_lines_while_the_job_runs_and_returns_when_it_ends(cluster, tmp_path):
+    launch_and_join()
+    follower = harness.playbook_started("logs", "-e", json.dumps(dict(SLOW_JOB, job_follow=True, job_logs_dir=str(tmp_path))))
+    seen = []
+    reader = threading.Thread(target=lambda: seen.extend(follower.stdout), daemon=True)
+    reader.start()
+    try:
+        # Rank 0 (node1) logs each epoch; the follower shows new ones while the job trains.
+        fresh = re.compile(r"^node1 \(node 0\) rank 0 \| .*epoch ([0-9]+)/300")
+        assert wait_for(lambda: len({m.group(1) for m in map(fresh.match, list(seen)) if m}) >= 3, 90) is not None, seen[-20:]
+        assert prop("node1", "ActiveState") == "active" and follower.poll() is None
+        for node in ("node1", "node2"):  # the job ends (here by a stop on the nodes): following ends with it
+            on(node, "systemctl stop --no-block %s" % UNIT)
+        follower.wait(timeout=90)
+        reader.join(timeout=10)
+    finally:
+        follower.kill()
+    out = "".join(seen)
+    assert follower.returncode == 0, out[-3000:]
+    # Every rank says it stops, the last one (3, on node2) too, and rank 0 saves: all while the job ends.
+    for node, rank in (("node1 (node 0)", 0), ("node2 (node 1)", 3)):
+        assert re.search(r"^%s rank %d \| .*SIGTERM: stopping at epoch" % (re.escape(node), rank), out, re.M), out[-3000:]
+    assert re.search(r"^node1 \(node 0\) rank 0 \| .*SIGTERM: saved %s/last.ckpt" % CHECKPOINTS, out, re.M), out[-3000:]
+    assert "FAILED - RETRYING" not in out
+    assert sorted(p.name for p in tmp_path.glob("train-rank*")) == ["train-rank0-node1.log", "train-rank1-node1.log",
+                                                                  "train-rank2-node2.log", "train-rank3-node2.log"]
 
 
 def test_launch_with_settings_setup_did_not_install_is_refused(cluster):
@@ -270,7 +307,7 @@ def test_static_peer_killed_the_master_fails_fast(cluster):
 def test_crash_restarts_every_node_and_resumes_from_the_checkpoint(cluster):
     job = {"torchrun_script_args": ["--epochs", "12", "--sleep-per-epoch", "0.5"], "job_wait": False}
     install(job)
-    on("node1", "rm -f %s/*" % CHECKPOINTS)
+    as_job("node1", "rm -f %s/*" % CHECKPOINTS)
     try:
         ok(playbook("launch", job))
         assert wait_for(lambda: re.search(r"\] epoch 3/12", current_log("node1")), 120) is not None
@@ -304,7 +341,7 @@ def test_c10d_worker_killed_the_job_reforms_and_resumes(cluster):
     assert "--node-rank" not in unit and "--rdzv-id=${TORCHRUN_RDZV_ID}" in unit
     assert "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1" in on("node2", "cat /etc/torchrun/train.env").stdout
     for node in ("node1", "node2"):
-        on(node, "rm -f %s/*" % CHECKPOINTS)
+        as_job(node, "rm -f %s/*" % CHECKPOINTS)
     try:
         ok(playbook("launch", job))
         ids = {on(n, "cat /etc/torchrun/train.run.env").stdout for n in ("node1", "node2")}
@@ -390,7 +427,7 @@ def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and
     copy = "/opt/torchrun/jobs/train/project"
     for node in ("node1", "node2"):
         on(node, "install -d -o torchrun-train -g torchrun-train -m 0750 /srv/outputs")
-    on("node1", "rm -f %s/*" % CHECKPOINTS)
+    as_job("node1", "rm -f %s/*" % CHECKPOINTS)
     try:
         for epochs, start, tags in ((2, 0, "pytorch,launcher"), (4, 2, "launcher")):  # the requirements once
             job = project_job(epochs, torchrun_write_paths=["/srv/outputs"], torchrun_env={"OUTPUTS": "/srv/outputs"})
@@ -427,7 +464,7 @@ def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and
         for node in ("node1", "node2"):
             assert "Started torchrun-train" not in on(node, "journalctl -u %s --since @%s" % (UNIT, since)).stdout
     finally:
-        on("node1", "rm -f %s/*" % CHECKPOINTS)
+        as_job("node1", "rm -f %s/*" % CHECKPOINTS)
         for node in ("node1", "node2"):
             on(node, "rm -rf /srv/outputs")
         install()
@@ -523,7 +560,9 @@ def test_removing_a_job_leaves_no_trace_of_it_and_the_other_job_trains_on(cluste
         assert "29600" not in reserved and "29500" in reserved, reserved
         assert on(node, "ls -A /var/lib/torchrun/eval; stat -c '%U %a' /var/lib/torchrun/eval").stdout.split() == ["checkpoints", "root", "700"]
         assert on(node, "test -s /etc/torchrun/train.env").returncode == 0
-    assert on("node1", "ls -A %s/eval; cat %s/eval/checkpoints/kept.ckpt" % (SHARED, SHARED)).stdout.split() == ["checkpoints", "w"]
+    # eval's user is gone, and root is nobody on the shared storage: read it on the storage's own disk.
+    assert sorted(p.name for p in (sandbox.SHARED_DISK / "eval").iterdir()) == ["checkpoints"]
+    assert (sandbox.SHARED_DISK / "eval" / "checkpoints" / "kept.ckpt").read_text() == "w\n"
     # train trained on through the removal.
     since = on("node1", "date +%s").stdout.strip()
     assert wait_for(lambda: re.search(r"\] epoch [0-9]+/300", log_since("node1", since)), 60) is not None
@@ -1011,7 +1050,7 @@ def test_a_users_project_resumes_on_every_rank_when_the_group_grows_and_shrinks(
     # Rank-0 checkpoints on shared storage: trained on 2 nodes, then on 3 (node3 new and bare: the
     # full setup), then on 2 again (node3 gone from the group and from the peers' rules). Each time
     # every rank of the new group starts at the epoch the last run ended with.
-    on("node1", "rm -f %s/*" % CHECKPOINTS)
+    as_job("node1", "rm -f %s/*" % CHECKPOINTS)
     try:
         train_project(project_job(2), 2, 0, ["node1", "node2"])
         harness.tool("up", "--nodes", "3")
@@ -1022,5 +1061,27 @@ def test_a_users_project_resumes_on_every_rank_when_the_group_grows_and_shrinks(
         assert sandbox.address_of("node3") not in on("node1", "nft list table inet torchrun").stdout
     finally:
         harness.tool("up", "--nodes", "2")
-        on("node1", "rm -f %s/*" % CHECKPOINTS)
+        as_job("node1", "rm -f %s/*" % CHECKPOINTS)
         install()
+
+
+def test_removing_the_nodes_last_job_leaves_the_node_as_the_site_had_it(cluster):
+    """The module's last test: train, the nodes' last job, removed with its data (the fixture's stop then has nothing to stop)."""
+    on("node1", "nft add table inet site_own; nft add chain inet site_own input '{ type filter hook input priority 10; }'")
+    out = ok(playbook("remove", {"job_remove_data": True}))
+    assert "Its checkpoints went too, as asked." in out, out[-3000:]
+    for node in ("node1", "node2"):
+        assert on(node, "nft list table inet torchrun").returncode != 0  # our table is gone ...
+        assert "table inet site_own" in on(node, "nft list tables").stdout or node == "node2"  # ... and no other
+        for unit in ("torchrun-firewall-guard.service", "torchrun-firewall.service", UNIT):
+            assert on(node, "systemctl show -p LoadState --value %s" % unit).stdout.strip() == "not-found", unit
+        left = on(node, "ls -d /etc/torchrun/* /etc/sysctl.d/60-torchrun.conf /usr/local/sbin/torchrun-firewall-guard "
+                        "/var/lib/torchrun/train /etc/systemd/system/torchrun* 2>/dev/null").stdout
+        assert left == "", left
+        assert on(node, "cat /proc/sys/net/ipv4/ip_local_port_range").stdout.split() == ["32768", "60999"]
+        assert on(node, "cat /proc/sys/net/ipv4/ip_local_reserved_ports").stdout.strip() == ""
+        assert on(node, "getent passwd torchrun-train").returncode != 0
+    assert not (sandbox.SHARED_DISK / "train").exists()
+    again = ok(playbook("remove", {"job_remove_data": True}))
+    assert recap_changed(again, "node1") == 0 and recap_changed(again, "node2") == 0, again[-3000:]
+    on("node1", "nft delete table inet site_own")

@@ -110,6 +110,7 @@ class GracefulStop(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         flag = torch.tensor([1.0 if self.requested else 0.0], device=pl_module.device)
         if float(trainer.strategy.reduce(flag, reduce_op="max")) > 0:
+            log("SIGTERM: stopping at epoch %d" % trainer.current_epoch)  # every rank: a follower sees each one end
             trainer.save_checkpoint(self.path)
             if trainer.is_global_zero:
                 log("SIGTERM: saved %s at epoch %d, step %d" % (self.path, trainer.current_epoch, trainer.global_step))

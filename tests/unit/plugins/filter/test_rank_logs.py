@@ -46,6 +46,14 @@ def test_a_node_that_ran_other_ranks_after_a_new_rendezvous_keeps_both():
     assert list(out) == [0, 1, 12] and out[12] == ["2026-11-30T22:10:02+0000 node2 torchrun[77]: epoch 2"]
 
 
+def test_a_half_written_line_printed_in_two_pieces_is_one_line_without_either_marker():
+    # torchrun's tee reached the end of the worker's file mid-line: the rest comes with the marker again.
+    out = rank_logs([teed(1, "Epoch 3: 50%") + "[rank1]: loss=0.2", teed(0, "saved") + "[rank2]: joined: node 1"])
+    assert out[1] == ["2026-11-30T22:10:01+0000 node2 torchrun[812]: Epoch 3: 50%loss=0.2"]
+    assert out[0] == ["2026-11-30T22:10:00+0000 node2 torchrun[812]: saved"]
+    assert out[2] == ["2026-11-30T22:10:00+0000 node2 torchrun[812]: joined: node 1"]
+
+
 def test_a_rank_marker_inside_a_message_is_not_taken():
     line = "2026-11-30T22:10:01+0000 node1 torchrun[9]: retrying [rank4]: as before"
     assert rank_logs([line]) == {}

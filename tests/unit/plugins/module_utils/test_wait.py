@@ -59,3 +59,15 @@ def test_while_joining_the_line_counts_the_nodes_with_workers():
     nodes = {"node1": dict(RUNNING, workers=2), "node2": dict(RUNNING, workers=0)}
     assert wait.progress_line("train", nodes, HOSTS, "node1", until="joined") == (
         "job train: waiting until every rank has joined: 1 of 2 node(s) have their workers")
+
+
+def test_a_follower_marks_each_line_with_the_node_its_rank_and_the_global_rank_that_wrote_it():
+    lines = ["[rank3]: epoch 5/300 loss=0.25", "INFO:torch.distributed.elastic.agent.server.api:[default] Starting worker group",
+             "[rank12]: [rank1]: rank 1's line after an empty piece of rank 12", "[rank0]: "]
+    assert wait.follow_lines("node2", 1, lines) == [
+        "node2 (node 1) rank 3 | epoch 5/300 loss=0.25",
+        "node2 (node 1) agent | INFO:torch.distributed.elastic.agent.server.api:[default] Starting worker group",
+        "node2 (node 1) rank 1 | rank 1's line after an empty piece of rank 12",
+        "node2 (node 1) rank 0 | ",
+    ]
+    assert wait.follow_lines("node1", 0, []) == []

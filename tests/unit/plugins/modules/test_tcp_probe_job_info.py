@@ -86,3 +86,24 @@ def test_job_info_reports_when_what_it_waits_for_happens():
     assert not done("activating", "auto-restart", [], now=1, deadline=5, until_end=True)
     assert done("inactive", "dead", [], now=1, deadline=5, until_end=True)
     assert done("active", "running", [101], now=5, deadline=5, until_end=True)
+
+
+class Journal:
+    """journalctl as job_info runs it: answers with the lines after a cursor and the cursor of the last."""
+
+    def __init__(self, out, rc=0):
+        self.out, self.rc, self.cmds = out, rc, []
+
+    def run_command(self, cmd):
+        self.cmds.append(cmd)
+        return self.rc, self.out, ""
+
+
+def test_a_follower_reads_the_lines_after_its_cursor_and_gets_the_next_cursor():
+    first = Journal("[rank0]: epoch 1\n[rank1]: epoch 1\n-- cursor: s=abc;i=2\n")
+    assert job_info.journal_after(first, "torchrun-train.service", "", 5) == (["[rank0]: epoch 1", "[rank1]: epoch 1"], "s=abc;i=2")
+    assert "--lines=5" in first.cmds[0] and "_SYSTEMD_UNIT=torchrun-train.service" in first.cmds[0]
+    later = Journal("-- No entries --\n")  # nothing new: the cursor stays
+    assert job_info.journal_after(later, "torchrun-train.service", "s=abc;i=2", 5) == ([], "s=abc;i=2")
+    assert "--after-cursor=s=abc;i=2" in later.cmds[0] and not any(c.startswith("--lines") for c in later.cmds[0])
+    assert job_info.journal_after(Journal("", rc=1), "torchrun-train.service", "s=x", 5) == ([], "s=x")
