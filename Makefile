@@ -16,7 +16,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PYTHONDONTWRITEBYTECODE := 1
 
 # Debian packages the sandbox and the tests use on the host.
-APT_PACKAGES := debootstrap systemd-container iproute2 openssh-client rsync shellcheck apt-cacher-ng
+APT_PACKAGES := debootstrap systemd-container iproute2 openssh-client rsync shellcheck apt-cacher-ng libfuse2
 # Molecule scenarios in the default suite, in order (sandbox, the wiring alone, runs in test-slow:
 # every scenario here boots and uses the same wiring).
 SCENARIOS ?= train firewalld ufw
@@ -66,8 +66,9 @@ sandbox-down:  ## Stop the sandbox; leaves no node, mount, link or proxy
 sandbox-status:  ## Show the sandbox nodes
 	$(SANDBOX) status
 
-lint: venv  ## ansible-lint (production profile) and antsibull-docs lint of every plugin's and role's documentation
+lint: venv  ## ansible-lint (production profile), antsibull-docs lint of every plugin's and role's documentation, antsibull-changelog lint of the changelog and its fragments
 	ansible-lint
+	antsibull-changelog lint
 	cd collections/ansible_collections/onprem/torchrun && antsibull-docs lint-collection-docs --plugin-docs .
 
 sanity: build  ## ansible-test sanity on the collection as it ships (the built tarball)
@@ -114,9 +115,10 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements/bench.txt
 test-runbooks: venv deps  ## Run every command of docs/runbooks against the sandbox (about 10 minutes; not in `make test`)
 	pytest -q tests/runbooks
 
-readme: venv  ## Regenerate the README's common-mistakes table (from the preflight catalogue) and the roles' variable tables (from their specs)
+readme: venv  ## Regenerate the README's common-mistakes table (from the preflight catalogue), its plugin list (from the plugins' DOCUMENTATION) and the roles' variable tables (from their specs)
 	$(PYTHON) tools/catalogue.py
 	$(PYTHON) tools/role_docs.py
+	$(PYTHON) tools/plugin_docs.py
 
 build: venv  ## Build the collection tarball into build/
 	mkdir -p build

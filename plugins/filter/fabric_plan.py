@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: fabric_plan
 author: onprem.torchrun developers (@onprem)
-version_added: 0.1.0
+version_added: 0.2.0
 short_description: A node's NCCL network plan from its RDMA ports
 description:
   - Takes what M(onprem.torchrun.node_probe) read of the node's RDMA fabric (its C(fabric))

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: gpu_health_table
 author: onprem.torchrun developers (@onprem)
-version_added: 0.1.0
+version_added: 0.2.0
 short_description: One table of every node's GPUs and their health
 description:
   - Takes each node's M(onprem.torchrun.gpu_health) result and returns aligned lines - a row per

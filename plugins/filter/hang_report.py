@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: hang_report
 author: onprem.torchrun developers (@onprem)
-version_added: 0.1.0
+version_added: 0.2.0
 short_description: Name the rank a hung job waits for, from its stacks and flight records
 description:
   - Reads every worker's Python stack (C(py-spy dump), as playbooks/stacks.yml registers them per

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: project_hash
 author: onprem.torchrun developers (@onprem)
-version_added: 0.1.0
+version_added: 0.2.0
 short_description: One sha256 over a project folder's files, as the nodes compute it for their copy
 description:
   - Walks O(_input) on the controller, leaves out what O(excludes) matches (in any path component,

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: project_requirements
 author: onprem.torchrun developers (@onprem)
-version_added: 0.1.0
+version_added: 0.2.0
 short_description: Read a training project's requirements file on the controller
 description:
   - Reads O(file) inside the project folder O(_input) on the controller and returns what the roles need

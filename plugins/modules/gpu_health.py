@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: gpu_health
 author: onprem.torchrun developers (@onprem)
-version_added: 0.1.0
+version_added: 0.2.0
 short_description: The GPU health gate's reading of a node
 description:
   - Runs C(nvidia-smi -q -x) and reads, per GPU, uncorrectable ECC errors (since the driver loaded and

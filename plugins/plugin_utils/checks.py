@@ -270,7 +270,7 @@ def names_and_paths(c: Cluster) -> list[Problem]:
         if CONTROL.search(arg):
             found.append(problem(host, "torchrun_script_args", "torchrun_script_args holds %s, with a line break or control "
                                                                "character, which a unit's command line cannot carry" % shown(arg)))
-    found += _script(c)
+    found += _script(c) + _report_dir(c)
     for node in c.hosts:
         table = c.get(node, "firewall_table")
         if table is not None and not TABLE_PATTERN.match(table):
@@ -281,6 +281,21 @@ def names_and_paths(c: Cluster) -> list[Problem]:
             found.append(problem(node, "firewall_firewalld_zone", "firewall_firewalld_zone=%s must be a firewalld zone name: up to 17 "
                                                                   "letters, digits, '_' or '-'" % shown(zone)))
     return found
+
+
+def _report_dir(c: Cluster) -> list[Problem]:
+    """torchrun_report_dir: a folder on the controller that the playbooks can write their reports to."""
+    folder = c.cluster("torchrun_report_dir")
+    if folder is None:
+        return []
+    bad = _absolute_path(c.master, "torchrun_report_dir", folder)
+    if bad:
+        return bad
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        return [Problem("controller", "torchrun_report_dir", "controller: torchrun_report_dir=%s is not a folder the controller can "
+                                                             "write to (%s); create it or give another (in an execution environment, "
+                                                             "a mounted one)" % (folder, "missing" if not os.path.isdir(folder) else "not writable"))]
+    return []
 
 
 MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -1132,13 +1147,13 @@ def shared_storage(c: Cluster) -> list[Problem]:
             found.append(problem(node, var, "torchrun_shared_dir=%s is not a folder on this node; mount the shared storage there on "
                                             "every node" % shared))
             continue
-        if facts.get("shared_token_seen") is False:
+        if seen.get("writable") is False:
+            found.append(problem(node, var, "torchrun_shared_dir=%s cannot be written by %s (owner %s, mode %s); let the job's user "
+                                            "write it" % (shared, c.cluster("torchrun_user"), seen.get("owner"), seen.get("mode"))))
+        elif facts.get("shared_token_seen") is False:
             found.append(problem(node, var, "torchrun_shared_dir=%s is not the same file system as on %s (a token written there on %s "
                                             "is not seen here): a local folder of that name, or a mount that is missing; mount the "
                                             "shared storage there" % (shared, c.master, c.master)))
-        elif seen.get("writable") is False:
-            found.append(problem(node, var, "torchrun_shared_dir=%s cannot be written by %s (owner %s, mode %s); let the job's user "
-                                            "write it" % (shared, c.cluster("torchrun_user"), seen.get("owner"), seen.get("mode"))))
         account = facts.get("account") or {}
         if account.get("exists") and account.get("uid") is not None:
             uids[node] = account["uid"]

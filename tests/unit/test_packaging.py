@@ -49,6 +49,33 @@ def test_installed_collection_runs_playbooks_by_name(tarball, tmp_path):
     assert "node rank" in doc
 
 
+def test_an_execution_environment_gets_what_the_collection_needs_on_the_controller(tarball, tmp_path):
+    # ansible-builder reads meta/execution-environment.yml of the installed collection (as it does
+    # inside the image's build): rsync for the project copy, the ssh client, no Python packages.
+    cols = tmp_path / "cols"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    run([BIN / "ansible-galaxy", "collection", "install", "--offline", "--no-deps", "-p", str(cols), str(tarball)], cwd=tmp_path, env=env)
+    found = yaml.safe_load(run([BIN / "ansible-builder", "introspect", str(cols)], cwd=tmp_path, env=env))
+    assert found["system"] == ["rsync [platform:rpm platform:dpkg]  # from collection onprem.torchrun",
+                               "openssh-clients [platform:rpm]  # from collection onprem.torchrun",
+                               "openssh-client [platform:dpkg]  # from collection onprem.torchrun"], found
+    assert found["python"] == [], found
+
+
+def test_ansible_builder_accepts_the_execution_environment_definition(tarball, tmp_path):
+    definition = tmp_path / "awx"
+    definition.mkdir()
+    for name in ("execution-environment.yml", "requirements.yml"):
+        (definition / name).write_text((ROOT / "docs" / "awx" / name).read_text())
+    (definition / "onprem-torchrun.tar.gz").write_bytes(tarball.read_bytes())  # as the definition's comment says
+    run([BIN / "ansible-builder", "create", "-f", str(definition / "execution-environment.yml"), "-c", str(tmp_path / "context")],
+        cwd=tmp_path)
+    recipe = (tmp_path / "context" / "Dockerfile").read_text()
+    assert "ansible-galaxy collection install" in recipe and "ansible-core>=2.19" in recipe
+    assert (tmp_path / "context" / "_build" / "onprem-torchrun.tar.gz").read_bytes() == tarball.read_bytes()
+    assert yaml.safe_load((tmp_path / "context" / "_build" / "requirements.yml").read_text())["collections"][0]["type"] == "file"
+
+
 def test_checkout_resolves_the_collection_without_install(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     out = run([BIN / "ansible-playbook", "playbooks/ping.yml", "--syntax-check", "-i", "localhost,"], cwd=ROOT, env=env)

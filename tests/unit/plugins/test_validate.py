@@ -8,6 +8,7 @@ playbooks, the inventory stage runs first and the node stage only when the inven
 """
 
 import copy
+import os
 import importlib.util
 from pathlib import Path
 
@@ -456,3 +457,21 @@ def test_the_prefixes_are_the_roles_and_every_result_they_set_is_known():
                 if name.startswith(checks.PREFIXES):
                     facts.add(name)
     assert facts and facts <= checks.NOT_SETTINGS, facts - checks.NOT_SETTINGS
+
+
+def test_the_report_folder_is_a_writable_folder_on_the_controller(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PWD", str(tmp_path))  # what the shell that runs ansible-playbook says
+    made, found = cluster()
+    assert made.cluster("torchrun_report_dir") == str(tmp_path)  # the current folder by default
+    assert found + checks.validate(made) == []
+    made, found = cluster({"torchrun_report_dir": str(tmp_path / "missing")})
+    assert [p.message for p in found + checks.validate(made)] == [
+        "controller: torchrun_report_dir=%s/missing is not a folder the controller can write to (missing); create it or give "
+        "another (in an execution environment, a mounted one)" % tmp_path]
+    made, found = cluster({"torchrun_report_dir": "reports"})
+    assert [p.var for p in found + checks.validate(made)] == ["torchrun_report_dir"]
+    if os.geteuid() != 0:  # root writes anywhere
+        (tmp_path / "closed").mkdir(mode=0o555)
+        made, found = cluster({"torchrun_report_dir": str(tmp_path / "closed")})
+        assert "(not writable)" in (found + checks.validate(made))[0].message

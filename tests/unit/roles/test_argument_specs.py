@@ -102,12 +102,13 @@ REFUSED = {"torchrun_node_rank"}
 
 
 def results(role):
-    """Facts and registered results a role sets itself (its outputs, not knobs)."""
+    """Facts, registered results and custom stats a role sets itself (its outputs, not knobs)."""
     names = set()
     for path in (ROLES / role / "tasks").rglob("*.yml"):
         for task in yaml.safe_load(path.read_text()) or []:
             for block in [task] + task.get("block", []) + task.get("rescue", []) + task.get("always", []):
                 names.update((block.get("ansible.builtin.set_fact") or {}).keys())
+                names.update(((block.get("ansible.builtin.set_stats") or {}).get("data") or {}).keys())
                 if block.get("register"):
                     names.add(block["register"])
     return names
