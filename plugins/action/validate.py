@@ -62,7 +62,9 @@ class ActionModule(ActionBase):
         result["changed"] = False
         if found and params["fail"]:
             result["failed"] = True
-            result["msg"] = ["preflight found %d problem(s); nothing was changed" % len(found)] + [p.message for p in found]
+            # One problem per line, in one string: the error line of every callback shows it line by line,
+            # with or without our ansible.cfg (a list is printed as one Python or JSON line there).
+            result["msg"] = "\n".join(["preflight found %d problem(s); nothing was changed" % len(found)] + [p.message for p in found])
         else:
             result["msg"] = "preflight: %d node(s) in group %s, no problem found" % (len(hosts), params["group"])
         return result

@@ -3,6 +3,7 @@ train.yml launches nothing after a failing check. Needs root (`make integration`
 
 import json
 import os
+import xml.etree.ElementTree as ET
 
 import harness
 import pytest
@@ -10,6 +11,7 @@ from conftest import run_playbook
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")
 NODES = ["node1", "node2", "node3"]
+SVG = "{http://www.w3.org/2000/svg}"
 SMALL = {"healthcheck_max_bytes": 4 << 20, "healthcheck_pair_bytes": 4 << 20, "healthcheck_iters": 5, "healthcheck_warmup": 1}
 
 
@@ -63,6 +65,12 @@ def test_a_throttled_node_is_named_and_a_second_run_changes_nothing(cluster, tmp
     changed_nothing(out)  # the throttle is the kernel's (tc), not a change of ours
     result = json.loads((tmp_path / "report.json").read_text())
     assert result["suspects"] == ["node3"] and result["slow_pairs"] == ["node1-node3", "node2-node3"]
+    # The picture beside the report: node3's row and column outlined, its pairs marked slow.
+    picture = ET.fromstring((tmp_path / "report.svg").read_text())
+    outlined = {(e.get("data-node"), e.get("data-axis")) for e in picture.iter(SVG + "rect") if e.get("class") == "outline"}
+    assert outlined == {("node3", "row"), ("node3", "column")}
+    slow = {(g.get("data-row"), g.get("data-column")) for g in picture.iter(SVG + "g") if "slow" in g.get("class", "").split()}
+    assert slow == {("node1", "node3"), ("node3", "node1"), ("node2", "node3"), ("node3", "node2")}
 
 
 def test_train_launches_nothing_after_a_failing_check(cluster, tmp_path):

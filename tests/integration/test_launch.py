@@ -143,7 +143,7 @@ def test_a_wait_that_ends_before_the_job_leaves_the_play_successful_and_the_job_
     out = ok(playbook("launch", {"job_wait_timeout": 12}))
     assert "FAILED - RETRYING" not in out, out[-3000:]
     flat = " ".join(out.split())
-    assert "job train is still running on every node since" in flat and "stop it with: ansible-playbook playbooks/stop.yml" in flat
+    assert "job train is still running on every node since" in flat and "stop it with: ansible-playbook onprem.torchrun.stop" in flat
     progress = [line for line in out.splitlines() if line.startswith("job train: 2 of 2 node(s) running, 0 restart(s); node1: ")]
     assert 1 <= len(progress) <= 3, out[-3000:]
     for node in ("node1", "node2"):
@@ -161,6 +161,28 @@ def test_numbers_and_flags_typed_on_the_command_line_work(cluster):
     for node in ("node1", "node2"):
         assert prop(node, "ActiveState") == "active"
         assert workers(node) != "0"
+
+
+def test_installed_from_the_tarball_and_run_by_name_outside_the_checkout_it_trains(cluster, tmp_path):
+    # As a user runs it: the built collection in an empty collections path, from a folder of their
+    # own, with no ansible.cfg of ours (ansible.posix and community.general come with ansible).
+    bin_dir = harness.BIN
+    subprocess.run([str(bin_dir / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path), str(harness.ROOT)],
+                   check=True, capture_output=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "cols"), ANSIBLE_CONFIG=str(tmp_path / "none.cfg"), ANSIBLE_NOCOLOR="1")
+    tarball = next(tmp_path.glob("onprem-torchrun-*.tar.gz"))
+    subprocess.run([str(bin_dir / "ansible-galaxy"), "collection", "install", "--offline", "--no-deps", "-p", str(tmp_path / "cols"),
+                    str(tarball)], check=True, capture_output=True, env=env, cwd=tmp_path, timeout=120)
+    before = prop("node1", "InvocationID")
+    proc = subprocess.run([str(bin_dir / "ansible-playbook"), "onprem.torchrun.launch", "-i", str(harness.ROOT / "inventories" / "sandbox"),
+                           "-e", json.dumps(dict(SLOW_JOB, job_wait=False))],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+    ok(proc)
+    assert prop("node1", "InvocationID") != before  # a new run, started by the installed collection
+    assert wait_for(lambda: re.search(r"\] epoch [0-9]+/300", current_log("node1")), 120) is not None
+    for node in ("node1", "node2"):
+        assert prop(node, "ActiveState") == "active"
 
 
 def test_logs_fetched_one_file_per_node_and_one_per_global_rank(cluster, tmp_path):
@@ -605,6 +627,8 @@ def test_a_planted_fault_is_named_and_nothing_launches(cluster):
         assert "node2 -> node1 198.18.0.11:52000 timed out" in out, out[-3000:]
         report = json.loads((harness.ROOT / "torchrun-connectivity.json").read_text())  # every cell, on the controller
         assert report["failures"] == ["node2 -> node1 198.18.0.11:52000 timed out"] and report["checked"] == 3, report
+        picture = (harness.ROOT / "torchrun-connectivity.svg").read_text()  # its picture beside it, the failed cell red
+        assert '<g class="cell failed" data-row="node2" data-column="node1"><title>node2 -&gt; node1: 52000 timed out</title>' in picture
         assert re.search(r"from \\+ to +node1 +node2\W+node1 +- +ok\W+node2 +52000 timed out +-", out), out[-3000:]
         assert "Start torchrun on every node together" not in out
         assert prop("node1", "InvocationID") == before

@@ -61,7 +61,7 @@ def messages(proc):
         if isinstance(node, dict):
             for key, value in node.items():
                 if key == "msg":
-                    found.extend(value if isinstance(value, list) else [value])
+                    found.extend(value if isinstance(value, list) else str(value).splitlines())
                 else:
                     walk(value)
         elif isinstance(node, list):

@@ -1,6 +1,7 @@
 """The collection builds, installs cleanly, and resolves both from a checkout and installed."""
 
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -47,6 +48,27 @@ def test_installed_collection_runs_playbooks_by_name(tarball, tmp_path):
     assert "playbook: %s/ansible_collections/onprem/torchrun/playbooks/ping.yml" % cols in out
     doc = run([BIN / "ansible-doc", "-t", "filter", "onprem.torchrun.node_rank"], cwd=tmp_path, env=env)
     assert "node rank" in doc
+
+
+def test_installed_and_run_by_name_without_our_config_a_bad_value_on_unreachable_nodes_gets_the_validation_report(tarball, tmp_path):
+    # As a user runs it: the tarball in an empty collections path, outside the checkout, no ansible.cfg
+    # of ours; nodes that do not answer (TEST-NET addresses) and a bad value. The report, not SSH errors.
+    cols = tmp_path / "cols"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(ANSIBLE_COLLECTIONS_PATH=str(cols), ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(tmp_path / "none.cfg"))
+    run([BIN / "ansible-galaxy", "collection", "install", "--offline", "--no-deps", "-p", str(cols), str(tarball)], cwd=tmp_path, env=env)
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"trainers": {"hosts": {
+        "gpu-node-1": {"ansible_host": "192.0.2.16", "ansible_ssh_common_args": "-o ConnectTimeout=2"},
+        "gpu-node-2": {"ansible_host": "192.0.2.17", "ansible_ssh_common_args": "-o ConnectTimeout=2"}}}}))
+    for name in ("setup", "train"):
+        proc = subprocess.run([BIN / "ansible-playbook", "onprem.torchrun." + name, "-i", "hosts.yml", "-e", "torchrun_master_port=70000"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and "gpu-node-1: torchrun_master_port=70000 must be a port from 1024 to 65535" in out, out[-3000:]
+        assert "UNREACHABLE!" not in out and "ssh: connect" not in out, out[-3000:]
+        # Without our ansible.cfg the report is still one problem per line, not one JSON line.
+        assert re.search(r"^\[ERROR\]: Task failed: Action failed: preflight found 3 problem\(s\); nothing was changed\n"
+                         r"gpu-node-1: torchrun_master_port=70000 must be a port from 1024 to 65535\n", out, flags=re.M), out[-3000:]
 
 
 def test_an_execution_environment_gets_what_the_collection_needs_on_the_controller(tarball, tmp_path):
