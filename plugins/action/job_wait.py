@@ -47,12 +47,11 @@ class ActionModule(ActionBase):
         node_rank = params["hosts"].index(host) if host in params["hosts"] else -1
         while True:
             left = params["timeout"] - (time.monotonic() - started)
-            info = self._execute_module(
-                module_name="onprem.torchrun.job_info",
-                module_args=dict({"job": params["job"], "log_lines": params["log_lines"],
-                              ("wait_for_workers" if until == "joined" else "wait_for_end"): max(0.0, min(params["interval"], left))},
-                             **({"journal_after": cursor} if follow else {})),
-                task_vars=task_vars)
+            args = {"job": params["job"], "log_lines": params["log_lines"],
+                    ("wait_for_workers" if until == "joined" else "wait_for_end"): max(0.0, min(params["interval"], left))}
+            if follow:
+                args["journal_after"] = cursor
+            info = self._execute_module(module_name="onprem.torchrun.job_info", module_args=args, task_vars=task_vars)
             if info.get("failed"):
                 return dict(result, **info)
             if follow:

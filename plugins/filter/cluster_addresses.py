@@ -37,21 +37,21 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.onprem.torchrun.plugins.plugin_utils.checks import address_of, check_address
+from ansible_collections.onprem.torchrun.plugins.module_utils.addresses import address_fault, address_of
 
 
 def cluster_addresses(hosts, hostvars):
     """Return the cluster address of each host, refusing anything that is not an IP address.
 
-    The rules are the validator's (plugins/plugin_utils/checks.py), which has checked them for
+    The rules are the validator's (plugins/module_utils/addresses.py), which has checked them for
     every host before; here the first problem stops the play.
     """
     addresses = []
     for host in hosts:
         var, value = address_of(host, hostvars[host])
-        address, trouble = check_address(host, var, value)
-        if trouble:
-            raise AnsibleFilterError(trouble.message)
+        address, fault = address_fault(var, value)
+        if fault:
+            raise AnsibleFilterError("%s: %s" % (host, fault))
         addresses.append(address)
     return addresses
 

@@ -41,7 +41,8 @@ def heatmap(title: str, nodes: list[str], cell: Callable[[str, str], Cell], mark
     nodes = [str(n) for n in nodes]
     label = max([len(n) for n in nodes] + [4]) * 7 + 16
     top = 30 + 16 * (len(notes) + 1) + label
-    width, height = label + CELL * len(nodes) + 20, top + CELL * len(nodes) + 20
+    longest = max([len(title) * 9] + [len(str(line)) * 7 for line in notes])  # about the text's width at its size
+    width, height = max(label + CELL * len(nodes) + 20, longest + 20), top + CELL * len(nodes) + 20
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" '
            'font-size="%d">' % (width, height, width, height, FONT),
            "<title>%s</title>" % escape(title),

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from ansible_collections.onprem.torchrun.plugins.module_utils import sockets
 from ansible_collections.onprem.torchrun.plugins.modules import node_probe
 
 TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
@@ -20,14 +21,14 @@ TCP6 = """  sl  local_address                         remote_address            
 
 
 def test_listening_sockets_keeps_listen_lines_only():
-    assert node_probe.listening_sockets(TCP) == {"1001": ("0.0.0.0", 22), "1002": ("127.0.0.1", 29497)}
-    assert node_probe.listening_sockets(TCP6) == {"2001": ("0:0:0:0:0:0:0:1", 8080)}
+    assert sockets.listening_sockets(TCP) == {"1001": ("0.0.0.0", 22), "1002": ("127.0.0.1", 29497)}
+    assert sockets.listening_sockets(TCP6) == {"2001": ("0:0:0:0:0:0:0:1", 8080)}
 
 
 def test_unit_of_reads_v2_and_hybrid_cgroup_files():
-    assert node_probe.unit_of("0::/system.slice/torchrun-train.service\n") == "torchrun-train.service"
-    assert node_probe.unit_of("1:name=systemd:/user.slice/user-0.slice/session-3.scope\n0::/\n") == "session-3.scope"
-    assert node_probe.unit_of("0::/\n") == ""
+    assert sockets.unit_of("0::/system.slice/torchrun-train.service\n") == "torchrun-train.service"
+    assert sockets.unit_of("1:name=systemd:/user.slice/user-0.slice/session-3.scope\n0::/\n") == "session-3.scope"
+    assert sockets.unit_of("0::/\n") == ""
 
 
 def test_listeners_names_this_process():
@@ -35,7 +36,7 @@ def test_listeners_names_this_process():
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        mine = [e for e in node_probe.listeners() if e["port"] == port]
+        mine = [e for e in sockets.listeners() if e["port"] == port]
     assert len(mine) == 1, mine
     assert mine[0]["pid"] == os.getpid() and mine[0]["address"] == "127.0.0.1"
     assert mine[0]["process"] == open("/proc/self/comm").read().strip()
@@ -204,6 +205,6 @@ def test_ephemeral_use_counts_the_connections_holding_ports_of_the_range_and_the
    2: 0B0012C6:80E8 0600000A:0050 01 00000000:00000000 00:00000000 00000000     0        0 12 1 0 100 0 0 10 0
    3: 00000000:CB94 00000000:0000 0A 00000000:00000000 00:00000000 00000000  2000        0 13 1 0 100 0 0 10 0
 """
-    assert node_probe.ephemeral_use([table], 52000, 53999) == {"range": [52000, 53999], "total": 2, "busiest_peer": "10.0.0.5:443",
+    assert sockets.ephemeral_use([table], 52000, 53999) == {"range": [52000, 53999], "total": 2, "busiest_peer": "10.0.0.5:443",
                                                                 "busiest": 2}
-    assert node_probe.ephemeral_use([""], 52000, 53999)["busiest"] == 0
+    assert sockets.ephemeral_use([""], 52000, 53999)["busiest"] == 0
