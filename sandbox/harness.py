@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +74,14 @@ def cluster(nodes: int, seed: bool = False):
 def on(node: str, command: str, timeout: int = 120) -> subprocess.CompletedProcess:
     """A shell command on a node over the sandbox's SSH (never raises on a non-zero exit)."""
     return subprocess.run(sandbox.ssh_command(node) + [command], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def recap_changed(out: str, node: str = "node1") -> int:
+    """How many changes a playbook's recap counts for ``node`` (colour codes, where a caller forces them, left out)."""
+    return int(re.search(r"^%s\s+: ok=\d+\s+changed=(\d+)" % re.escape(node), ANSI.sub("", out), re.M).group(1))
 
 
 def playbook_command(name: str, *args: str, env: dict | None = None) -> tuple[list[str], dict]:

@@ -52,6 +52,7 @@ def ok(proc):
 
 
 on = harness.on
+recap_changed = harness.recap_changed
 
 
 def as_job(node, command):
@@ -938,10 +939,6 @@ def infiniband(cluster):
         for node in ("node1", "node2"):
             on(node, "umount /sys/class; umount /run/sysclass; rm -rf /dev/infiniband")
         install()
-
-
-def recap_changed(out, node="node1"):
-    return int(re.search(r"^%s\s+: ok=\d+\s+changed=(\d+)" % node, out, re.M).group(1))
 
 
 def read_file(node, path):

@@ -52,6 +52,11 @@ def setup(*args):
     return harness.playbook("setup", *args, timeout=600)
 
 
+def remove(*args):
+    """Run remove.yml on the scenario's nodes with extra arguments."""
+    return harness.playbook("remove", *args, timeout=600)
+
+
 def start_listening_job():
     """Rank 0 alone: its rendezvous store listens on MASTER_PORT, waiting for node2, plus a collective-range listener."""
     master = node("node1")

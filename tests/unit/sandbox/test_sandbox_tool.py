@@ -182,3 +182,12 @@ def test_the_inotify_limit_is_raised_for_the_nodes_and_never_lowered(tmp_path, c
     limit.write_text("8192\n")
     sandbox.ensure_inotify(32, limit)
     assert int(limit.read_text()) == 8192 and capsys.readouterr().out == ""
+
+
+def test_a_recap_is_read_with_or_without_colour_codes():
+    import harness  # beside sandbox.py, on the same path
+
+    plain = "PLAY RECAP ***\nnode1                      : ok=31   changed=0    unreachable=0\nnode2 : ok=3 changed=2\n"
+    coloured = "\x1b[0;32mnode1\x1b[0m                      : \x1b[0;32mok=31  \x1b[0m \x1b[0;33mchanged=4\x1b[0m\n"
+    assert harness.recap_changed(plain) == 0 and harness.recap_changed(plain, "node2") == 2
+    assert harness.recap_changed(coloured) == 4

@@ -12,9 +12,10 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "extensions", "molecule", "shared"))
 from sandbox_checks import (  # noqa: E402  pylint: disable=wrong-import-position
-    NODES, journal, listening_job, node, only_peers_connect, only_the_jobs_user_connects_locally, prop, reboot, setup,
+    NODES, journal, listening_job, node, only_peers_connect, only_the_jobs_user_connects_locally, prop, reboot, remove, setup,
     start_listening_job, stop_listening_job,
 )
+import harness  # noqa: E402  pylint: disable=wrong-import-position  (on the path sandbox_checks set)
 
 BACKEND = os.environ["MOLECULE_SCENARIO_NAME"]
 RELOAD = {"firewalld": "firewall-cmd --reload", "ufw": "ufw reload"}[BACKEND]
@@ -161,6 +162,29 @@ def test_a_job_with_a_look_alike_name_keeps_its_own_rules():
         assert len(own(train, "52000") + own(train2, "52000")) == 2, (train, train2)
         if BACKEND == "firewalld":
             assert own(train, "52000") and own(train2, "52000"), (train, train2)
+
+
+def test_removing_a_job_takes_its_rules_from_the_manager_and_leaves_the_other_jobs():
+    # Job eval gets its rules (firewall only), then remove.yml takes them away on every node: its
+    # rich rules and ipset (firewalld), or its commented rules (ufw); train's stay as they were.
+    master = node("node1")
+    other = {"torchrun_job": "eval", "torchrun_master_port": 29700}
+    proc = setup("--tags", "firewall", "-e", json.dumps(other))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    train = job_rules(master, "train")
+    assert [rule for rule in job_rules(master, "eval") if "29700" in rule], job_rules(master, "eval")
+    proc = remove("-e", json.dumps(other))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Removed job eval from node1, node2" in " ".join(out.split()), out[-3000:]
+    for name in NODES:
+        assert job_rules(node(name), "eval") == [], name
+        assert "nodes_eval" not in node(name).run("nft list table inet torchrun").stdout
+    assert job_rules(master, "train") == train
+    if BACKEND == "firewalld":
+        assert "torchrun-eval" not in master.run("firewall-cmd --permanent --get-ipsets").stdout
+    again = remove("-e", json.dumps(other))
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert [harness.recap_changed(again.stdout, name) for name in NODES] == [0, 0], again.stdout[-3000:]
 
 
 def test_a_port_the_job_no_longer_uses_loses_its_rules():
