@@ -162,7 +162,7 @@ def test_installed_from_the_tarball_and_run_by_name_outside_the_checkout_it_trai
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env.update(ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "cols"), ANSIBLE_CONFIG=str(tmp_path / "none.cfg"), ANSIBLE_NOCOLOR="1")
     tarball = next(tmp_path.glob("onprem-torchrun-*.tar.gz"))
-    subprocess.run([str(bin_dir / "ansible-galaxy"), "collection", "install", "--offline", "--no-deps", "-p", str(tmp_path / "cols"),
+    subprocess.run([str(bin_dir / "ansible-galaxy"), "collection", "install", "--offline", "--force", "--no-deps", "-p", str(tmp_path / "cols"),
                     str(tarball)], check=True, capture_output=True, env=env, cwd=tmp_path, timeout=120)
     ok(playbook("stop"))
     before = prop("node1", "InvocationID")

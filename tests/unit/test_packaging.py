@@ -42,7 +42,7 @@ def test_installed_collection_runs_playbooks_by_name(tarball, tmp_path):
     (tmp_path / "ansible.cfg").write_text("[defaults]\n")  # not the checkout's ansible.cfg
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env.update(ANSIBLE_COLLECTIONS_PATH=str(cols), ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"))
-    run([BIN / "ansible-galaxy", "collection", "install", "--offline", "-p", str(cols), str(tarball)], cwd=tmp_path, env=env)
+    run([BIN / "ansible-galaxy", "collection", "install", "--offline", "--force", "-p", str(cols), str(tarball)], cwd=tmp_path, env=env)
     assert (cols / "ansible_collections" / "onprem" / "torchrun" / "MANIFEST.json").is_file()
     out = run([BIN / "ansible-playbook", "onprem.torchrun.ping", "--syntax-check", "-i", "localhost,"], cwd=tmp_path, env=env)
     assert "playbook: %s/ansible_collections/onprem/torchrun/playbooks/ping.yml" % cols in out
@@ -56,7 +56,7 @@ def test_installed_and_run_by_name_without_our_config_a_bad_value_on_unreachable
     cols = tmp_path / "cols"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env.update(ANSIBLE_COLLECTIONS_PATH=str(cols), ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(tmp_path / "none.cfg"))
-    run([BIN / "ansible-galaxy", "collection", "install", "--offline", "--no-deps", "-p", str(cols), str(tarball)], cwd=tmp_path, env=env)
+    run([BIN / "ansible-galaxy", "collection", "install", "--offline", "--force", "--no-deps", "-p", str(cols), str(tarball)], cwd=tmp_path, env=env)
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"trainers": {"hosts": {
         "gpu-node-1": {"ansible_host": "192.0.2.16", "ansible_ssh_common_args": "-o ConnectTimeout=2"},
         "gpu-node-2": {"ansible_host": "192.0.2.17", "ansible_ssh_common_args": "-o ConnectTimeout=2"}}}}))
@@ -76,7 +76,7 @@ def test_an_execution_environment_gets_what_the_collection_needs_on_the_controll
     # inside the image's build): rsync for the project copy, the ssh client, no Python packages.
     cols = tmp_path / "cols"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    run([BIN / "ansible-galaxy", "collection", "install", "--offline", "--no-deps", "-p", str(cols), str(tarball)], cwd=tmp_path, env=env)
+    run([BIN / "ansible-galaxy", "collection", "install", "--offline", "--force", "--no-deps", "-p", str(cols), str(tarball)], cwd=tmp_path, env=env)
     found = yaml.safe_load(run([BIN / "ansible-builder", "introspect", str(cols)], cwd=tmp_path, env=env))
     assert found["system"] == ["rsync [platform:rpm platform:dpkg]  # from collection onprem.torchrun",
                                "openssh-clients [platform:rpm]  # from collection onprem.torchrun",
