@@ -1079,6 +1079,7 @@ def test_a_users_project_resumes_on_every_rank_when_the_group_grows_and_shrinks(
         install()
 
 
+@pytest.mark.slow  # 37-44 s: make test-slow (remove.yml itself is in make test, above; this is the node's last job: table, guard, port pin)
 def test_removing_the_nodes_last_job_leaves_the_node_as_the_site_had_it(cluster):
     """The module's last test: train, the nodes' last job, removed with its data (the fixture's stop then has nothing to stop)."""
     on("node1", "nft add table inet site_own; nft add chain inet site_own input '{ type filter hook input priority 10; }'")
