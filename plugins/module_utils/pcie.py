@@ -36,6 +36,11 @@ def nvidia_devices(classes, devices=PCI_DEVICES):
             and _read(os.path.join(devices, name, "class"))[:6] in classes]
 
 
+def device_id(name, devices=PCI_DEVICES):
+    """A PCI function's device ID as sysfs writes it (0x2335)."""
+    return _read(os.path.join(devices, name, "device"))
+
+
 def _word(data, offset):
     return int.from_bytes(data[offset:offset + 2], "little") if len(data) >= offset + 2 else 0
 

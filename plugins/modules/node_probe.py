@@ -138,6 +138,21 @@ gpus:
   returned: always
   type: int
   sample: 8
+gpu_ids:
+  description: The PCI device IDs of those GPUs (the nvidia role takes the open kernel modules only where every one is Turing or newer).
+  returned: always
+  type: list
+  elements: str
+  sample: ["0x2335", "0x2335"]
+secure_boot:
+  description:
+    - The node's Secure Boot state - C(enabled), C(disabled) or C(unknown) - from C(mokutil --sb-state) where
+      mokutil is installed, else the firmware's SecureBoot EFI variable (C(disabled) on a node booted without EFI).
+    - C(dkms_key_enrolled) - whether DKMS's signing key (/var/lib/dkms/mok.pub) is an enrolled Machine Owner Key
+      (C(mokutil --test-key)), so that the modules DKMS builds load with Secure Boot on.
+  returned: always
+  type: dict
+  sample: {"state": "enabled", "dkms_key_enrolled": false}
 nvswitches:
   description: NVIDIA NVSwitch bridges (PCI class 0x0680 of vendor 0x10de); the fabric manager runs where there are any.
   returned: always
@@ -224,6 +239,11 @@ os_release:
   returned: always
   type: str
   sample: Debian GNU/Linux 12 (bookworm)
+os_id:
+  description: The node's ID and VERSION_ID from /etc/os-release (what the nvidia role's package plan reads).
+  returned: always
+  type: dict
+  sample: {"id": "debian", "version": "12"}
 jobs:
   description:
     - The torchrun jobs installed on the node, from /etc/torchrun/<job>.env.
@@ -244,7 +264,7 @@ import re
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.onprem.torchrun.plugins.module_utils import fabric, pcie, ports, project
+from ansible_collections.onprem.torchrun.plugins.module_utils import fabric, firmware, pcie, ports, project
 from ansible_collections.onprem.torchrun.plugins.module_utils.contract import RANK_VARIABLES
 from ansible_collections.onprem.torchrun.plugins.module_utils.sockets import listeners, read, read_ephemeral
 
@@ -421,7 +441,8 @@ def platform(root: str = "/") -> dict:
     """The node's package manager (the first of PACKAGE_MANAGERS found) and its os-release name."""
     manager = next((name for name, path in PACKAGE_MANAGERS if os.path.exists(os.path.join(root, path.lstrip("/")))), "unknown")
     release = assignments(read(os.path.join(root, "etc/os-release")))
-    return {"package_manager": manager, "os_release": release.get("PRETTY_NAME", "").strip('"') or "unknown"}
+    return {"package_manager": manager, "os_release": release.get("PRETTY_NAME", "").strip('"') or "unknown",
+            "os_id": {"id": release.get("ID", "").strip('"').lower(), "version": release.get("VERSION_ID", "").strip('"')}}
 
 
 def installed_jobs(folder: str = "/etc/torchrun") -> list[dict]:
@@ -522,6 +543,8 @@ def main() -> None:
         ssh_ports=ssh_ports(sockets),
         ephemeral=read_ephemeral(),
         gpus=len(gpu_devices),
+        gpu_ids=[pcie.device_id(name) for name in gpu_devices],
+        secure_boot=firmware.secure_boot(module),
         nvswitches=pci_count(NVSWITCH_CLASSES),
         fabric=fabric.read(),
         pcie_notes=pcie.notes(pcie.read(gpu_devices), len(gpu_devices)),

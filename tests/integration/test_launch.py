@@ -6,10 +6,12 @@ drives the playbooks and kills processes the way real failures do. Measured time
 Needs root (`make integration`).
 """
 
+import contextlib
 import json
 import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
 import threading
@@ -498,6 +500,40 @@ def test_a_sites_own_environment_is_checked_and_never_changed(cluster):
     assert proc.returncode != 0
     for node in ("node1", "node2"):
         assert "%s: pytorch_venv_external=true but torchrun_venv=/opt/site-env has no bin/python or bin/torchrun" % node in text, text[-3000:]
+
+
+@pytest.fixture()
+def stalled_proxy():
+    """A proxy on the host that accepts node2's connections and never answers (a stalled mirror, or
+    apt-cacher-ng holding a dead upstream): node2's APT goes through it, its package lists are stale."""
+    tarpit = socket.create_server((sandbox.HOST_ADDR, 0))
+    held = []
+
+    def hold():
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(tarpit.accept()[0])
+
+    threading.Thread(target=hold, daemon=True).start()
+    url = "http://%s:%d/" % (sandbox.HOST_ADDR, tarpit.getsockname()[1])
+    on("node2", "printf 'Acquire::http::Proxy \"%s\";\\n' >/etc/apt/apt.conf.d/99stalled-proxy && "
+                "touch -d '3 days ago' /var/lib/apt/lists /var/lib/apt/periodic/update-success-stamp 2>/dev/null; true" % url)
+    yield url
+    on("node2", "rm -f /etc/apt/apt.conf.d/99stalled-proxy")
+    tarpit.close()
+    for conn in held:
+        conn.close()
+
+
+def test_a_stalled_mirror_fails_the_package_step_naming_the_node_and_the_proxy(cluster, stalled_proxy):
+    # The bound is apt's own (no byte for torchrun_package_stall_timeout seconds, one retry): the play
+    # ends on its own; the harness's timeout is only there to fail a hang instead of waiting forever.
+    proc = run_playbook("setup", "-e", json.dumps(dict(SLOW_JOB, torchrun_package_stall_timeout=3)), "--tags", "pytorch", timeout=300)
+    out = " ".join(ok_not(proc).split())
+    assert "node2: installing python3-venv, python3-packaging failed" in out, out[-3000:]
+    assert "through the proxy %s (HTTP)" % stalled_proxy in out and "no data for 3 s fails and is retried once" in out, out[-3000:]
+    assert re.search(r"node2: installing [^;]* fetching from http://[^ ]+", out), out[-3000:]  # the node's mirror, named
+    assert "node1: installing" not in out  # node1's mirror answers; the play stops for node2 (any_errors_fatal)
 
 
 # A second job on the same nodes, with its own user, master port and rules.

@@ -33,7 +33,8 @@ def rendezvous(c: Cluster) -> list[Problem]:
             found.append(problem(node, "torchrun_node_rank", "torchrun_node_rank is set, but %s; remove it" % why))
     for var in ("torchrun_rdzv_join_timeout", "torchrun_collective_timeout", "torchrun_rdzv_last_call_timeout",
                 "torchrun_rdzv_close_timeout", "torchrun_rdzv_read_timeout", "job_join_timeout", "job_wait_timeout",
-                "launcher_timeout_stop_sec", "healthcheck_timeout", "connectivity_timeout", "connectivity_listener_seconds"):
+                "launcher_timeout_stop_sec", "healthcheck_timeout", "connectivity_timeout", "connectivity_listener_seconds",
+                "torchrun_package_stall_timeout"):
         value = c.cluster(var)
         if value is not None and value <= 0:
             found.append(problem(host, var, "%s=%s must be a positive number of seconds" % (var, value)))

@@ -39,7 +39,7 @@ def stack_sources(c: Cluster) -> list[Problem]:
                                                                    "(with nvidia_cuda_repo_url) or none" % get("ansible_distribution", "this system")))
             branch = get("nvidia_driver_branch")
             if branch is not None and not DRIVER_BRANCH.match(str(branch)):
-                found.append(problem(host, "nvidia_driver_branch", "nvidia_driver_branch=%s must be a driver branch number such as 550" % shown(branch)))
+                found.append(problem(host, "nvidia_driver_branch", "nvidia_driver_branch=%s must be a driver branch number such as 580" % shown(branch)))
             if from_repo and not TOOLKIT.match(toolkit):
                 found.append(problem(host, "nvidia_cuda_toolkit", "nvidia_cuda_toolkit=%s must be MAJOR-MINOR as the repository names it, "
                                                                   "such as 12-4, or distro" % shown(toolkit)))

@@ -21,20 +21,19 @@ PLAY = """
 - hosts: localhost
   connection: local
   gather_facts: false
-  vars_files: ["{role}/defaults/main.yml"]
+  vars_files: ["{role}/defaults/main.yml", "{torchrun}/defaults/main.yml"]
   tasks:
     - ansible.builtin.set_fact:
         ansible_facts: {facts}
-    - ansible.builtin.include_vars: "{role}/vars/{vars_file}"
     - ansible.builtin.include_vars: "{role}/vars/main.yml"
     - ansible.builtin.template:
         src: "{role}/templates/{{{{ item }}}}.j2"
         dest: "{out}/{{{{ item }}}}"
         mode: "0644"
-      loop: [nvidia-cuda.sources, nvidia-pin.pref, nvidia-cuda.repo, nccl.conf]
+      loop: [nvidia-cuda.sources, nvidia-pin.pref, nccl.conf]
     - ansible.builtin.copy:
-        content: "{{{{ __nvidia_packages | to_json }}}}"
-        dest: "{out}/packages.json"
+        content: "{{{{ __nvidia_plan | to_json }}}}"
+        dest: "{out}/plan.json"
         mode: "0644"
 """
 
@@ -42,44 +41,43 @@ DEBIAN = {"distribution": "Debian", "os_family": "Debian", "distribution_major_v
           "distribution_version": "12.5", "architecture": "x86_64", "kernel": "6.1.0-18-amd64"}
 UBUNTU = {"distribution": "Ubuntu", "os_family": "Debian", "distribution_major_version": "22",
           "distribution_version": "22.04", "architecture": "aarch64", "kernel": "5.15.0-101-generic"}
-ROCKY = {"distribution": "Rocky", "os_family": "RedHat", "distribution_major_version": "9",
-         "distribution_version": "9.3", "architecture": "x86_64", "kernel": "5.14.0-362.el9.x86_64"}
 
 
-def render(tmp_path, facts, vars_file, **extra):
+def render(tmp_path, facts, **extra):
     out = tmp_path / "out"
     out.mkdir()
     playbook = tmp_path / "render.yml"
-    playbook.write_text(PLAY.format(role=ROLE, facts=json.dumps(facts), vars_file=vars_file, out=out))
-    extra = dict({"nvidia_cuda_repo_url": MIRROR, "__nvidia_node": {"nvswitches": 0}, "torchrun_fabric": "auto",
-                  "torchrun_fabric_hcas": []}, **extra)
+    playbook.write_text(PLAY.format(role=ROLE, torchrun=ROOT / "roles" / "torchrun", facts=json.dumps(facts), out=out))
+    extra = dict({"nvidia_cuda_repo_url": MIRROR, "__nvidia_node": {"nvswitches": 0, "gpu_ids": ["0x2335"]}}, **extra)
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), "-e", json.dumps(extra)],
                           cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    return out, json.loads((out / "packages.json").read_text())
+    plan = json.loads((out / "plan.json").read_text())
+    return out, plan["packages"]
 
 
 def test_debian_repository_pin_and_packages(tmp_path):
-    out, packages = render(tmp_path, DEBIAN, "Debian.yml")
+    out, packages = render(tmp_path, DEBIAN)
     sources = (out / "nvidia-cuda.sources").read_text()
     assert "URIs: https://cuda-mirror.invalid/compute/cuda/repos/debian12/x86_64/\n" in sources
     assert "Suites: /\n" in sources and "Signed-By: /etc/apt/keyrings/onprem-torchrun-nvidia-cuda.asc\n" in sources
     pin = (out / "nvidia-pin.pref").read_text()
-    assert "Pin: version 550.*\n" in pin and "Pin-Priority: 1001\n" in pin
-    assert packages == ["linux-headers-6.1.0-18-amd64", "cuda-drivers-550", "nvidia-persistenced"]
+    assert "Pin: version 580.*\n" in pin and "Pin-Priority: 1001\n" in pin
+    assert packages == ["linux-headers-6.1.0-18-amd64", "nvidia-driver-cuda", "nvidia-kernel-open-dkms", "nvidia-persistenced"]
 
 
 def test_ubuntu_arm_uses_the_sbsa_tree_and_server_packages(tmp_path):
-    out, packages = render(tmp_path, UBUNTU, "Ubuntu.yml", nvidia_driver_source="distro", nvidia_driver_branch="535",
+    out, packages = render(tmp_path, UBUNTU, nvidia_driver_source="distro", nvidia_driver_branch="535",
                            nvidia_fabricmanager="always", nvidia_dkms=False)
     assert "URIs: https://cuda-mirror.invalid/compute/cuda/repos/ubuntu2204/sbsa/\n" in (out / "nvidia-cuda.sources").read_text()
-    assert packages == ["nvidia-driver-535-server", "nvidia-compute-utils-535-server", "nvidia-fabricmanager-535"]
+    assert packages == ["nvidia-headless-no-dkms-535-server", "nvidia-utils-535-server", "linux-modules-nvidia-535-server-generic",
+                        "nvidia-compute-utils-535-server", "nvidia-fabricmanager-535"]
 
 
 def test_fabric_manager_follows_the_nvswitches_found(tmp_path):
-    _, packages = render(tmp_path, DEBIAN, "Debian.yml", __nvidia_node={"nvswitches": 6}, nvidia_persistenced=False)
-    assert packages == ["linux-headers-6.1.0-18-amd64", "cuda-drivers-550", "nvidia-fabricmanager-550"]
+    _, packages = render(tmp_path, DEBIAN, __nvidia_node={"nvswitches": 6, "gpu_ids": ["0x2335"]}, nvidia_persistenced=False)
+    assert packages == ["linux-headers-6.1.0-18-amd64", "nvidia-driver-cuda", "nvidia-kernel-open-dkms", "nvidia-fabricmanager-580"]
 
 
 IB_NODE = {"nvswitches": 0, "fabric": {"char_devices": ["/dev/infiniband/uverbs0"], "devices": [
@@ -88,27 +86,17 @@ IB_NODE = {"nvswitches": 0, "fabric": {"char_devices": ["/dev/infiniband/uverbs0
 
 
 def test_rdma_ports_bring_the_rdma_user_space_unless_the_job_keeps_to_sockets(tmp_path):
-    _, packages = render(tmp_path, DEBIAN, "Debian.yml", __nvidia_node=IB_NODE, nvidia_persistenced=False)
-    assert packages == ["linux-headers-6.1.0-18-amd64", "cuda-drivers-550", "rdma-core", "ibverbs-providers", "ibverbs-utils",
-                        "perftest", "infiniband-diags"]
+    _, packages = render(tmp_path, DEBIAN, __nvidia_node=IB_NODE, nvidia_persistenced=False, nvidia_kernel_modules="proprietary")
+    assert packages == ["linux-headers-6.1.0-18-amd64", "nvidia-driver-cuda", "nvidia-kernel-dkms", "rdma-core", "ibverbs-providers",
+                        "ibverbs-utils", "perftest", "infiniband-diags"]
     (tmp_path / "socket").mkdir()
-    _, packages = render(tmp_path / "socket", DEBIAN, "Debian.yml", __nvidia_node=IB_NODE, nvidia_persistenced=False,
-                         torchrun_fabric="socket")
-    assert packages == ["linux-headers-6.1.0-18-amd64", "cuda-drivers-550"]
-
-
-def test_rhel_family_repo_file_and_driver_stream(tmp_path):
-    out, packages = render(tmp_path, ROCKY, "RedHat.yml", nvidia_cuda_toolkit="12-4", nvidia_nccl=True,
-                           nvidia_cuda_repo_key_url="https://cuda-mirror.invalid/keys/D42D0685.pub")
-    repo = (out / "nvidia-cuda.repo").read_text()
-    assert "baseurl=https://cuda-mirror.invalid/compute/cuda/repos/rhel9/x86_64\n" in repo
-    assert "gpgcheck=1\n" in repo and "gpgkey=https://cuda-mirror.invalid/keys/D42D0685.pub\n" in repo
-    assert packages == ["kernel-devel-5.14.0-362.el9.x86_64", "@nvidia-driver:550-dkms", "nvidia-persistenced",
-                        "cuda-toolkit-12-4", "libnccl", "libnccl-devel"]
+    _, packages = render(tmp_path / "socket", DEBIAN, __nvidia_node=IB_NODE, nvidia_persistenced=False,
+                         nvidia_kernel_modules="proprietary", torchrun_fabric="socket")
+    assert packages == ["linux-headers-6.1.0-18-amd64", "nvidia-driver-cuda", "nvidia-kernel-dkms"]
 
 
 def test_site_driver_with_toolkit_and_nccl_only(tmp_path):
-    out, packages = render(tmp_path, DEBIAN, "Debian.yml", nvidia_driver_source="none", nvidia_cuda_toolkit="12-4",
+    out, packages = render(tmp_path, DEBIAN, nvidia_driver_source="none", nvidia_cuda_toolkit="12-4",
                            nvidia_nccl=True, nvidia_nccl_conf={"NCCL_IB_HCA": "mlx5", "NCCL_IB_GID_INDEX": 3})
     assert packages == ["cuda-toolkit-12-4", "libnccl2", "libnccl-dev"]
     conf = (out / "nccl.conf").read_text()
@@ -117,7 +105,7 @@ def test_site_driver_with_toolkit_and_nccl_only(tmp_path):
 
 @pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs apt to parse the files")
 def test_apt_accepts_the_rendered_files(tmp_path):
-    out, _ = render(tmp_path, DEBIAN, "Debian.yml")
+    out, _ = render(tmp_path, DEBIAN)
     parts = {"SourceParts": tmp_path / "sources", "PreferencesParts": tmp_path / "prefs"}
     for folder in parts.values():
         folder.mkdir()
@@ -131,5 +119,5 @@ def test_apt_accepts_the_rendered_files(tmp_path):
     update = subprocess.run(["apt-get"] + opts + ["--print-uris", "update"], capture_output=True, text=True, check=False)
     assert update.returncode == 0 and update.stderr == "", update.stderr
     assert "'https://cuda-mirror.invalid/compute/cuda/repos/debian12/x86_64/InRelease'" in update.stdout
-    policy = subprocess.run(["apt-cache"] + opts + ["policy", "cuda-drivers"], capture_output=True, text=True, check=False)
+    policy = subprocess.run(["apt-cache"] + opts + ["policy", "nvidia-driver-cuda"], capture_output=True, text=True, check=False)
     assert policy.returncode == 0 and "E:" not in policy.stderr, policy.stderr

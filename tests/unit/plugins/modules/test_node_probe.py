@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from ansible_collections.onprem.torchrun.plugins.module_utils import sockets
+from ansible_collections.onprem.torchrun.plugins.module_utils import firmware, pcie, sockets
 from ansible_collections.onprem.torchrun.plugins.modules import node_probe
 
 TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
@@ -103,7 +103,9 @@ def test_gpu_count_counts_display_and_3d_controllers_of_nvidia(tmp_path):
         (tmp_path / name).mkdir()
         (tmp_path / name / "vendor").write_text(vendor + "\n")
         (tmp_path / name / "class").write_text(cls + "\n")
+        (tmp_path / name / "device").write_text("0x2335\n")
     assert node_probe.gpu_count(str(tmp_path)) == 2
+    assert [pcie.device_id(name, str(tmp_path)) for name in pcie.nvidia_devices(pcie.GPU_CLASSES, str(tmp_path))] == ["0x2335", "0x2335"]
     assert node_probe.gpu_count(str(tmp_path / "absent")) == 0
     assert node_probe.pci_count(node_probe.NVSWITCH_CLASSES, str(tmp_path)) == 1
 
@@ -153,9 +155,10 @@ def test_ufw_defaults_reads_the_input_policy_and_the_ipv6_switch():
 
 def test_platform_names_the_package_manager_and_the_release(tmp_path):
     (tmp_path / "etc").mkdir()
-    (tmp_path / "etc" / "os-release").write_text('NAME="Rocky Linux"\nPRETTY_NAME="Rocky Linux 9.3 (Blue Onyx)"\n')
+    (tmp_path / "etc" / "os-release").write_text('NAME="Rocky Linux"\nID="rocky"\nVERSION_ID="9.3"\nPRETTY_NAME="Rocky Linux 9.3 (Blue Onyx)"\n')
     (tmp_path / "usr" / "bin").mkdir(parents=True)
-    assert node_probe.platform(str(tmp_path)) == {"package_manager": "unknown", "os_release": "Rocky Linux 9.3 (Blue Onyx)"}
+    assert node_probe.platform(str(tmp_path)) == {"package_manager": "unknown", "os_release": "Rocky Linux 9.3 (Blue Onyx)",
+                                                  "os_id": {"id": "rocky", "version": "9.3"}}
     (tmp_path / "usr" / "bin" / "dnf").write_text("")
     assert node_probe.platform(str(tmp_path))["package_manager"] == "dnf"
     (tmp_path / "usr" / "bin" / "apt-get").write_text("")
@@ -208,3 +211,16 @@ def test_ephemeral_use_counts_the_connections_holding_ports_of_the_range_and_the
     assert sockets.ephemeral_use([table], 52000, 53999) == {"range": [52000, 53999], "total": 2, "busiest_peer": "10.0.0.5:443",
                                                                 "busiest": 2}
     assert sockets.ephemeral_use([""], 52000, 53999)["busiest"] == 0
+
+
+def test_secure_boot_from_mokutil_else_the_efi_variable_else_off_without_efi():
+    state = firmware.secure_boot_state
+    assert state("SecureBoot enabled\n", None, True) == "enabled"
+    assert state("SecureBoot disabled\nPlatform is in Setup Mode\n", b"\x06\x00\x00\x00\x01", True) == "disabled"
+    assert state("EFI variables are not supported on this system\n", None, False) == "disabled"
+    # No mokutil: the firmware's variable - four bytes of attributes, then the value.
+    assert state(None, b"\x06\x00\x00\x00\x01", True) == "enabled"
+    assert state(None, b"\x06\x00\x00\x00\x00", True) == "disabled"
+    assert state(None, None, True) == "unknown"
+    assert state(None, None, False) == "disabled"  # booted without EFI: no Secure Boot
+    assert state("garbled", b"\x06\x00\x00\x00\x01", True) == "enabled"
