@@ -16,7 +16,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PYTHONDONTWRITEBYTECODE := 1
 
 # Debian packages the sandbox and the tests use on the host.
-APT_PACKAGES := debootstrap systemd-container iproute2 openssh-client rsync shellcheck apt-cacher-ng libfuse2
+APT_PACKAGES := debootstrap systemd-container iproute2 openssh-client rsync shellcheck apt-cacher-ng libfuse2 dpkg-dev binutils gnupg
 # Molecule scenarios in the default suite, in order (sandbox, the wiring alone, runs in test-slow:
 # every scenario here boots and uses the same wiring). The firewall managers' scenarios (about 4.5
 # minutes each on CI's 2 cores) run in test-slow, which keeps make test under 30 minutes.
@@ -54,8 +54,8 @@ $(VENV)/.installed: requirements/dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
 	touch $@
 
-sandbox: deps  ## Boot the sandbox cluster (NODES=2 nodes plus the outsider)
-	$(SANDBOX) up --nodes "$(NODES)"
+sandbox: deps  ## Boot the sandbox cluster (NODES=2 nodes plus the outsider; NVIDIA_REPO=1 serves the NVIDIA-shaped repository and names it in the inventory)
+	$(SANDBOX) up --nodes "$(NODES)" $(if $(NVIDIA_REPO),--nvidia-repo)
 
 demo: deps venv  ## The main job: playbooks/train.yml on a NODES=2 sandbox cluster
 	$(SANDBOX) wheelhouse -r sandbox/wheelhouse.txt

@@ -43,12 +43,12 @@ def down() -> None:
     tool("down")
 
 
-def fresh(nodes: int, seed: bool = False) -> list[str]:
+def fresh(nodes: int, seed: bool = False, nvidia_repo: bool = False) -> list[str]:
     """A new sandbox of ``nodes`` nodes and the outsider, from whatever ran before; the node names.
     The wheelhouse the nodes install from is filled first (a no-op once current)."""
     down()
     tool("wheelhouse", "-r", str(ROOT / "sandbox" / "wheelhouse.txt"))
-    tool("up", "--nodes", str(nodes), *(["--seed"] if seed else []))
+    tool("up", "--nodes", str(nodes), *(["--seed"] if seed else []), *(["--nvidia-repo"] if nvidia_repo else []))
     return sandbox.node_names(nodes)
 
 
@@ -63,10 +63,10 @@ def seed_ready() -> bool:
 
 
 @contextlib.contextmanager
-def cluster(nodes: int, seed: bool = False):
+def cluster(nodes: int, seed: bool = False, nvidia_repo: bool = False):
     """``fresh(nodes)`` for the block, down afterwards even when the block fails."""
     try:
-        yield fresh(nodes, seed)
+        yield fresh(nodes, seed, nvidia_repo)
     finally:
         tool("down", check=False)
 

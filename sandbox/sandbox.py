@@ -520,7 +520,12 @@ def in_own_cgroups(dirs: list[Path], cmd: list[str]) -> list[str]:
     """cmd, run by a shell that first moves itself into each of dirs (made here)."""
     for group in dirs:
         group.mkdir(parents=True, exist_ok=True)
-    enter = 'for g in %s; do echo $$ > "$g/cgroup.procs" || exit 1; done; exec "$@"' % " ".join(
+    # A reboot inside the node (systemd's reboot, as ansible.builtin.reboot asks) ends nspawn with 133,
+    # as systemd-nspawn@.service restarts on: the shell boots the node again on the same disk. A
+    # SIGTERM to the shell (stop, down, the sandbox's own reboot) reaches nspawn, a clean poweroff.
+    enter = ('for g in %s; do echo $$ > "$g/cgroup.procs" || exit 1; done; '
+             'trap \'kill -TERM $child 2>/dev/null; wait $child; exit 0\' TERM INT; '
+             'while :; do "$@" & child=$!; wait $child; rc=$?; [ $rc -eq 133 ] || exit $rc; done') % " ".join(
         shlex.quote(str(g)) for g in dirs)
     return ["sh", "-c", enter, "sh", *cmd]
 
@@ -604,6 +609,10 @@ def start_node(name: str, names: list[str], pubkey: str, seeded: bool = False) -
     root = mount_root(name)
     (root / "etc" / "hostname").write_text(name + "\n")
     (root / "etc" / "hosts").write_text(hosts_file(name, names))
+    # The package host's own server (wheels, the NVIDIA-shaped repository) is on the node's LAN, as a
+    # site's mirror is: reached directly, not through the APT proxy.
+    (root / "etc" / "apt" / "apt.conf.d" / "02sandbox-package-host").write_text(
+        '// The sandbox package host serves its own files directly.\nAcquire::http::Proxy::%s "DIRECT";\n' % HOST_ADDR)
     (root / "etc" / "systemd" / "network" / "10-host0.network").write_text(
         "[Match]\nName=host0\n\n[Network]\nAddress=%s/24\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n" % address_of(name))
     ssh_dir = root / "root" / ".ssh"
@@ -680,7 +689,28 @@ def write_known_hosts(names: list[str]) -> None:
     (STATE / "known_hosts").write_text("\n".join(lines) + "\n")
 
 
-def write_inventory(path: Path, nodes: list[str]) -> None:
+NVIDIA_REPO_URL = WHEEL_URL + "nvidia/"  # the sandbox's NVIDIA-shaped repository (sandbox/nvidia_repo.py)
+
+
+def ensure_nvidia_repo() -> None:
+    """Build the NVIDIA-shaped APT repository into the package host's folder, unless it is current
+    (same builder, fixture and kernel)."""
+    import nvidia_repo  # beside this file
+
+    stamp_text = hashlib.sha256(Path(nvidia_repo.__file__).read_bytes() + nvidia_repo.FIXTURE.read_bytes()
+                                + os.uname().release.encode()).hexdigest()
+    stamp = CACHE / "wheels" / "nvidia" / ".stamp"
+    if stamp.exists() and stamp.read_text() == stamp_text:
+        return
+    for tool in ("dpkg-deb", "dpkg-scanpackages", "gpg", "objcopy"):
+        if not shutil.which(tool):
+            raise SandboxError("the NVIDIA repository needs %s on this machine (dpkg-dev, gnupg, binutils)" % tool)
+    folder = nvidia_repo.build(CACHE / "wheels" / "nvidia", STATE / "nvidia-key")
+    stamp.write_text(stamp_text)
+    log("NVIDIA repository: %s at %s%s" % (folder, NVIDIA_REPO_URL, nvidia_repo.DISTRO))
+
+
+def write_inventory(path: Path, nodes: list[str], nvidia: bool = False) -> None:
     def hosts(names: list[str]) -> str:
         return "".join("        %s:\n          ansible_host: %s\n" % (n, address_of(n)) for n in names)
 
@@ -695,12 +725,15 @@ def write_inventory(path: Path, nodes: list[str]) -> None:
         "      -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes\n"
         "    sandbox_package_host: \"%s:%d\"\n"
         "    sandbox_wheelhouse_url: \"%s\"\n"
+        "%s"
         "  children:\n"
         "    trainers:\n"
         "      hosts:\n%s"
         "    outsiders:\n"
         "      hosts:\n%s"
-    ) % (STATE / "id_ed25519", STATE / "known_hosts", HOST_ADDR, PROXY_PORT, WHEEL_URL, hosts(nodes), hosts(["outsider"]))
+    ) % (STATE / "id_ed25519", STATE / "known_hosts", HOST_ADDR, PROXY_PORT, WHEEL_URL,
+         ('    # make sandbox NVIDIA_REPO=1: the NVIDIA-shaped repository (sandbox/nvidia_repo.py)\n'
+          '    nvidia_cuda_repo_url: "%s"\n' % NVIDIA_REPO_URL) if nvidia else "", hosts(nodes), hosts(["outsider"]))
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
@@ -744,7 +777,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + BOOT_TIMEOUT + 3 * len(started)  # two cores boot 17 nodes slowly
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(lambda n: wait_ready(n, started[n], deadline), started))
-        write_inventory(Path(args.inventory), nodes)
+        if args.nvidia_repo:
+            ensure_nvidia_repo()
+        write_inventory(Path(args.inventory), nodes, nvidia=args.nvidia_repo)
     if started:
         log("up: %s (%s)" % (", ".join("%s=%s" % (n, address_of(n)) for n in wanted), "started " + ", ".join(started)))
     else:
@@ -894,6 +929,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--nodes", default="2", help="number of cluster nodes (1..%d)" % MAX_NODES)
     up.add_argument("--inventory", default=str(DEFAULT_INVENTORY))
     up.add_argument("--seed", action="store_true", help="boot new nodes on the seed layer as well (see `seed`)")
+    up.add_argument("--nvidia-repo", action="store_true", help="serve the NVIDIA-shaped repository and name it in the inventory")
     up.set_defaults(func=cmd_up)
     down = sub.add_parser("down", help="stop every node, the proxy and the bridge")
     down.add_argument("--inventory", default=str(DEFAULT_INVENTORY))

@@ -11,9 +11,10 @@ author: onprem.torchrun developers (@onprem)
 version_added: 0.1.0
 short_description: Versions of the training stack on a node, and its GPUs
 description:
-  - Reads the NVIDIA driver (C(/proc/driver/nvidia/version)), the CUDA toolkit (C(nvcc --version)),
-    the system NCCL package (dpkg or rpm), and, from the job's venv, Python, torch, the CUDA and
-    NCCL versions torch was built with, Lightning and any other named distributions.
+  - Reads the loaded NVIDIA driver (C(/proc/driver/nvidia/version), or what nvidia-smi reports where
+    a container has no such file), the CUDA toolkit (C(nvcc --version)), the system NCCL package
+    (dpkg or rpm), and, from the job's venv, Python, torch, the CUDA and NCCL versions torch was
+    built with, Lightning and any other named distributions.
   - Lists the GPUs with C(nvidia-smi) when it is there (index, model, memory, driver, MIG mode).
   - A component that is not installed reads C(none). Reads only; changes nothing.
 options:
@@ -171,8 +172,12 @@ def main():
     versions.update(venv)
     smi = run(module, ["nvidia-smi", "--query-gpu=index,name,memory.total,driver_version,mig.mode.current",
                        "--format=csv,noheader,nounits"])
+    gpus = parse_gpus(smi)
+    if versions["driver"] == NONE and gpus:
+        # No /proc/driver/nvidia/version (a container's /proc): the loaded driver as NVML reports it.
+        versions["driver"] = gpus[0]["driver"]
     installed = run(module, ["modinfo", "-F", "version", "nvidia"])
-    module.exit_json(changed=False, versions=versions, driver_installed=(installed or "").strip() or NONE, gpus=parse_gpus(smi))
+    module.exit_json(changed=False, versions=versions, driver_installed=(installed or "").strip() or NONE, gpus=gpus)
 
 
 if __name__ == "__main__":

@@ -35,9 +35,9 @@ SUPPORTED = {"debian": ("12", "13"), "ubuntu": ("22.04", "24.04")}
 
 @dataclass
 class Plan:
-    """The node's packages in install order, the module flavour taken, the repository's distribution
-    folder (debian12, ubuntu2404), whether the branch pin applies, and what cannot be planned (each
-    (variable, message))."""
+    """The node's packages in install order (from NVIDIA's repository, the branch's as name=branch.*),
+    the module flavour taken, the repository's distribution folder (debian12, ubuntu2404), whether
+    the branch pin applies, and what cannot be planned (each (variable, message))."""
 
     packages: list[str] = field(default_factory=list)
     flavour: str = ""
@@ -73,7 +73,7 @@ def kernel_flavour(kernel: str) -> str:
 
 def repo_distro(distro: str, version: str) -> str:
     """The folder of NVIDIA's CUDA repository for a release: debian12, ubuntu2204."""
-    return distro + (version.split(".")[0] if distro == "debian" else version.replace(".", ""))
+    return distro + (version.split(".", maxsplit=1)[0] if distro == "debian" else version.replace(".", ""))
 
 
 def plan(distro: str, version: str, kernel: str, settings: dict, gpu_ids=None, nvswitches: int = 0, rdma: bool = False) -> Plan:
@@ -90,13 +90,13 @@ def plan(distro: str, version: str, kernel: str, settings: dict, gpu_ids=None, n
     dkms = bool(get("nvidia_dkms", True))
     toolkit = str(get("nvidia_cuda_toolkit", "") or "")
     out = Plan(repo_distro=repo_distro(distro, version))
-    release = version.split(".")[0] if distro == "debian" else version
+    release = version.split(".", maxsplit=1)[0] if distro == "debian" else version
     if release not in SUPPORTED.get(distro, ()):
         out.problems.append(("torchrun_group", "runs %s %s; the nvidia role installs on Debian %s and Ubuntu %s"
                              % (distro or "an unknown system", version, " and ".join(SUPPORTED["debian"]),
                                 " and ".join(SUPPORTED["ubuntu"]))))
         return out
-    branch_text = DEBIAN_BRANCH.get(version.split(".")[0], "") if source == "distro" and distro == "debian" else str(get("nvidia_driver_branch", LONG_LIVED))
+    branch_text = DEBIAN_BRANCH.get(version.split(".", maxsplit=1)[0], "") if source == "distro" and distro == "debian" else str(get("nvidia_driver_branch", LONG_LIVED))
     if not re.match(r"\A[0-9]{3,4}\Z", branch_text):
         out.problems.append(("nvidia_driver_branch", "nvidia_driver_branch=%s must be a driver branch number such as %s" % (branch_text, LONG_LIVED)))
         return out
@@ -123,12 +123,15 @@ def plan(distro: str, version: str, kernel: str, settings: dict, gpu_ids=None, n
                                                          "does not ship: use nvidia_driver_source=cuda_repo"))
         if dkms:
             out.packages.append("linux-headers-" + kernel)
-        out.packages += _driver(distro, source, branch, flavour, dkms, kernel)
+        branch_packages = _driver(distro, source, branch, flavour, dkms, kernel)
         if get("nvidia_persistenced", True):
-            out.packages.append(_persistenced(distro, source, branch))
+            branch_packages.append(_persistenced(distro, source, branch))
         if wants_fm:
-            out.packages.append(_named("nvidia-fabricmanager", branch))
+            branch_packages.append(_named("nvidia-fabricmanager", branch))
         out.pinned = source == "cuda_repo"
+        # From NVIDIA's repository each package of the branch is asked for as <name>=<branch>.*: a
+        # node on another branch (the pin moved) is moved to this one, and one on it stays as it is.
+        out.packages += ["%s=%d.*" % (name, branch) for name in branch_packages] if out.pinned else branch_packages
     toolkit_source = "distro" if toolkit == "distro" or source == "distro" else "cuda_repo"
     if toolkit:
         out.packages.append("nvidia-cuda-toolkit" if toolkit_source == "distro" else "cuda-toolkit-" + toolkit)

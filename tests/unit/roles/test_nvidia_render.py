@@ -64,7 +64,7 @@ def test_debian_repository_pin_and_packages(tmp_path):
     assert "Suites: /\n" in sources and "Signed-By: /etc/apt/keyrings/onprem-torchrun-nvidia-cuda.asc\n" in sources
     pin = (out / "nvidia-pin.pref").read_text()
     assert "Pin: version 580.*\n" in pin and "Pin-Priority: 1001\n" in pin
-    assert packages == ["linux-headers-6.1.0-18-amd64", "nvidia-driver-cuda", "nvidia-kernel-open-dkms", "nvidia-persistenced"]
+    assert packages == ["linux-headers-6.1.0-18-amd64", "nvidia-driver-cuda=580.*", "nvidia-kernel-open-dkms=580.*", "nvidia-persistenced=580.*"]
 
 
 def test_ubuntu_arm_uses_the_sbsa_tree_and_server_packages(tmp_path):
@@ -77,7 +77,7 @@ def test_ubuntu_arm_uses_the_sbsa_tree_and_server_packages(tmp_path):
 
 def test_fabric_manager_follows_the_nvswitches_found(tmp_path):
     _, packages = render(tmp_path, DEBIAN, __nvidia_node={"nvswitches": 6, "gpu_ids": ["0x2335"]}, nvidia_persistenced=False)
-    assert packages == ["linux-headers-6.1.0-18-amd64", "nvidia-driver-cuda", "nvidia-kernel-open-dkms", "nvidia-fabricmanager-580"]
+    assert packages == ["linux-headers-6.1.0-18-amd64", "nvidia-driver-cuda=580.*", "nvidia-kernel-open-dkms=580.*", "nvidia-fabricmanager-580=580.*"]
 
 
 IB_NODE = {"nvswitches": 0, "fabric": {"char_devices": ["/dev/infiniband/uverbs0"], "devices": [
@@ -87,12 +87,12 @@ IB_NODE = {"nvswitches": 0, "fabric": {"char_devices": ["/dev/infiniband/uverbs0
 
 def test_rdma_ports_bring_the_rdma_user_space_unless_the_job_keeps_to_sockets(tmp_path):
     _, packages = render(tmp_path, DEBIAN, __nvidia_node=IB_NODE, nvidia_persistenced=False, nvidia_kernel_modules="proprietary")
-    assert packages == ["linux-headers-6.1.0-18-amd64", "nvidia-driver-cuda", "nvidia-kernel-dkms", "rdma-core", "ibverbs-providers",
+    assert packages == ["linux-headers-6.1.0-18-amd64", "nvidia-driver-cuda=580.*", "nvidia-kernel-dkms=580.*", "rdma-core", "ibverbs-providers",
                         "ibverbs-utils", "perftest", "infiniband-diags"]
     (tmp_path / "socket").mkdir()
     _, packages = render(tmp_path / "socket", DEBIAN, __nvidia_node=IB_NODE, nvidia_persistenced=False,
                          nvidia_kernel_modules="proprietary", torchrun_fabric="socket")
-    assert packages == ["linux-headers-6.1.0-18-amd64", "nvidia-driver-cuda", "nvidia-kernel-dkms"]
+    assert packages == ["linux-headers-6.1.0-18-amd64", "nvidia-driver-cuda=580.*", "nvidia-kernel-dkms=580.*"]
 
 
 def test_site_driver_with_toolkit_and_nccl_only(tmp_path):

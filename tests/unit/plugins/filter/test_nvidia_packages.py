@@ -41,7 +41,8 @@ def test_each_distribution_source_branch_and_flavour(key):
     found = plan(distro, version, nvidia_driver_source=source, nvidia_driver_branch=branch, nvidia_kernel_modules=flavour,
                  nvidia_persistenced=False)
     assert found.problems == []
-    assert found.packages == ["linux-headers-" + KERNELS[distro]] + DRIVERS[key]
+    pinned = ["%s=%s.*" % (name, branch) for name in DRIVERS[key]] if source == "cuda_repo" else DRIVERS[key]
+    assert found.packages == ["linux-headers-" + KERNELS[distro]] + pinned
     assert found.flavour == flavour and found.pinned == (source == "cuda_repo")
 
 
@@ -49,15 +50,15 @@ def test_each_distribution_source_branch_and_flavour(key):
 def test_the_persistence_daemon_comes_from_the_drivers_own_source(key):
     distro, source, branch = key
     found = plan(distro, "12" if distro == "debian" else "24.04", nvidia_driver_source=source, nvidia_driver_branch=branch)
-    assert found.packages[-1] == PERSISTENCED[key]
+    assert found.packages[-1] == PERSISTENCED[key] + ("=%s.*" % branch if source == "cuda_repo" else "")
     assert not any(name.endswith("-server") for name in found.packages if source == "cuda_repo")
 
 
 def test_defaults_are_the_long_lived_branch_with_open_modules():
     found = plan("ubuntu", "24.04")
     assert found.flavour == "open" and driver_plan.LONG_LIVED == "580"
-    assert found.packages == ["linux-headers-6.8.0-45-generic", "libnvidia-compute-580", "nvidia-dkms-580-open", "nvidia-utils-580",
-                              "nvidia-compute-utils-580"]
+    assert found.packages == ["linux-headers-6.8.0-45-generic", "libnvidia-compute-580=580.*", "nvidia-dkms-580-open=580.*",
+                              "nvidia-utils-580=580.*", "nvidia-compute-utils-580=580.*"]
     assert found.repo_distro == "ubuntu2404" and plan("debian", "12").repo_distro == "debian12"
 
 
@@ -70,10 +71,10 @@ def test_auto_takes_proprietary_modules_for_old_gpus_and_old_branches():
 
 
 def test_fabric_manager_follows_the_branch_naming():
-    assert plan("ubuntu", "22.04", nvswitches=6).packages[-1] == "nvidia-fabricmanager-580"
-    assert plan("ubuntu", "22.04", nvswitches=6, nvidia_driver_branch="590").packages[-1] == "nvidia-fabricmanager"
-    assert "nvidia-fabricmanager-580" not in plan("ubuntu", "22.04", nvswitches=6, nvidia_fabricmanager="never").packages
-    assert plan("debian", "12", nvidia_fabricmanager="always").packages[-1] == "nvidia-fabricmanager-580"
+    assert plan("ubuntu", "22.04", nvswitches=6).packages[-1] == "nvidia-fabricmanager-580=580.*"
+    assert plan("ubuntu", "22.04", nvswitches=6, nvidia_driver_branch="590").packages[-1] == "nvidia-fabricmanager=590.*"
+    assert not any("fabricmanager" in name for name in plan("ubuntu", "22.04", nvswitches=6, nvidia_fabricmanager="never").packages)
+    assert plan("debian", "12", nvidia_fabricmanager="always").packages[-1] == "nvidia-fabricmanager-580=580.*"
 
 
 def test_ubuntu_prebuilt_signed_modules_without_dkms():
@@ -123,8 +124,8 @@ def test_unsupported_releases_are_named():
 def test_the_filter_reads_ansible_facts_and_fails_on_a_problem():
     facts = {"distribution": "Ubuntu", "distribution_version": "24.04", "kernel": "6.8.0-45-generic"}
     found = nvidia_packages(facts, {"nvidia_driver_branch": "590"}, gpu_ids=H200, nvswitches=4)
-    assert found == {"packages": ["linux-headers-6.8.0-45-generic", "libnvidia-compute", "nvidia-dkms-open", "nvidia-utils",
-                                  "nvidia-compute-utils", "nvidia-fabricmanager"],
+    assert found == {"packages": ["linux-headers-6.8.0-45-generic", "libnvidia-compute=590.*", "nvidia-dkms-open=590.*",
+                                  "nvidia-utils=590.*", "nvidia-compute-utils=590.*", "nvidia-fabricmanager=590.*"],
                      "flavour": "open", "repo_distro": "ubuntu2404", "pinned": True}
     with pytest.raises(AnsibleFilterError, match="nvidia_kernel_modules=open, but GPU"):
         nvidia_packages(facts, {"nvidia_kernel_modules": "open"}, gpu_ids=V100)
