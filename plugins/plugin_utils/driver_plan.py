@@ -96,7 +96,10 @@ def plan(distro: str, version: str, kernel: str, settings: dict, gpu_ids=None, n
                              % (distro or "an unknown system", version, " and ".join(SUPPORTED["debian"]),
                                 " and ".join(SUPPORTED["ubuntu"]))))
         return out
-    branch_text = DEBIAN_BRANCH.get(version.split(".", maxsplit=1)[0], "") if source == "distro" and distro == "debian" else str(get("nvidia_driver_branch", LONG_LIVED))
+    if source == "distro" and distro == "debian":
+        branch_text = DEBIAN_BRANCH.get(release, "")
+    else:
+        branch_text = str(get("nvidia_driver_branch", LONG_LIVED))
     if not re.match(r"\A[0-9]{3,4}\Z", branch_text):
         out.problems.append(("nvidia_driver_branch", "nvidia_driver_branch=%s must be a driver branch number such as %s" % (branch_text, LONG_LIVED)))
         return out
