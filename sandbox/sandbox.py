@@ -208,6 +208,8 @@ def acng_config(sources: list[dict]) -> str:
         "ForceManaged: 1",
         "PassThroughPattern: ^$",
         "ExThreshold: 4",
+        # Bounded upstream: a mirror that stops sending fails the node's fetch in a minute, not never.
+        "NetworkTimeout: 60",
     ]
     lines += ["Remap-source%d: %s ; %s" % (i, re.sub(r"^https?://", "", uri), uri) for i, uri in enumerate(uris)]
     return "\n".join(lines) + "\n"

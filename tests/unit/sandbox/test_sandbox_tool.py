@@ -39,6 +39,7 @@ def test_deb822_sources_keep_debian_archives_only(tmp_path):
     assert sandbox.archive_mirror(sources) == "http://mirror.example/debian"
     # The APT proxy serves exactly these archives, on the bridge, with no tunnel.
     conf = sandbox.acng_config(sources)
+    assert "NetworkTimeout: 60\n" in conf  # the proxy's own upstream is bounded too
     assert [line for line in conf.splitlines() if line.startswith("Remap-")] == [
         "Remap-source0: mirror.example/debian ; http://mirror.example/debian",
         "Remap-source1: mirror.example/debian-security ; http://mirror.example/debian-security"]
