@@ -27,6 +27,20 @@ options:
       C(item.path) ending in the rank and C(content)).
     type: dict
     default: {}
+  analyser:
+    description:
+      - The registered run of torch's own analyser (C(torch.distributed.flight_recorder.fr_trace)) over
+        every rank's record, as playbooks/stacks.yml runs it on the master (rc 3 - the venv has none).
+        Where it ran, its report stands for the records and they are not read here; where it is
+        missing, skipped or failed, they are, and the first line says which analyser read them.
+    type: dict
+    default: {}
+    version_added: 0.3.0
+  analyser_where:
+    description: Where and as whom the analyser ran, for that line (C(node1 as torchrun-train)).
+    type: str
+    default: ""
+    version_added: 0.3.0
 """
 
 EXAMPLES = r"""
@@ -57,8 +71,36 @@ def _results(value, what):
             yield node, result
 
 
-def hang_report(stacks, flight=None):
-    """The lines of module_utils.hang over the registered stacks (and flight dumps)."""
+NOISE = re.compile(r"Warning|_conversion_method_template|tabulate is not installed")
+TORCH = "torch's analyser (torch.distributed.flight_recorder.fr_trace)"
+
+
+def _analysed(analyser, where):
+    """torch's analyser's report where it ran (None otherwise), and the line that says who read the records."""
+    if not isinstance(analyser, dict) or not analyser or analyser.get("skipped") or "rc" not in analyser:
+        return None, ""
+    where = " on " + where if where else ""
+    if analyser["rc"] == 0:
+        report = [line for line in (analyser.get("stdout") or "").splitlines() if line.strip() and not NOISE.search(line)]
+        return report, "flight records: read by %s%s" % (TORCH, where)
+    if analyser["rc"] == 3:
+        return None, "flight records: the venv%s has no torch flight recorder analyser; read by onprem.torchrun.hang_report" % where
+    last = [line for line in (analyser.get("stderr") or "").splitlines() if line.strip() and not NOISE.search(line)]
+    return None, "flight records: %s%s failed on them (%s); read by onprem.torchrun.hang_report instead" % (
+        TORCH, where, last[-1].strip() if last else "rc %s" % analyser["rc"])
+
+
+def hang_report(stacks, flight=None, analyser=None, analyser_where=""):
+    """The lines of module_utils.hang over the registered stacks (and flight dumps), with torch's
+    analyser's report in place of our reading of the dumps where it ran."""
+    report, said = _analysed(analyser, analyser_where)
+    if report is not None:
+        return [said] + report + hang_report(stacks)
+    lines = _ours(stacks, flight)
+    return ([said] + lines) if said and flight else lines
+
+
+def _ours(stacks, flight):
     ranks = {}
     for node, result in _results(stacks, "the input"):
         rank = (result.get("item") or {}).get("rank")

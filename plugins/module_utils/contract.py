@@ -37,3 +37,28 @@ def rank_segments(message: str) -> list[tuple[int, str]]:
             pieces.append((int(rank), text))
     # A piece that is only its marker (a worker's blank line stays one).
     return [piece for piece in pieces if piece[1]] or pieces[:1]
+
+
+# A job whose peer is gone must end failed, not restart forever: systemd stops restarting a unit
+# that started launcher_start_limit_burst + 1 times within StartLimitIntervalSec, and each start
+# waits the whole rendezvous timeout, then launcher_restart_sec, plus torchrun's own start-up.
+# The launcher's unit takes its window from start_limit_window (filter start_limit_window); the
+# validator refuses an explicit window not longer than start_span.
+START_ALLOWANCE = 30
+
+
+def start_span(burst: int, join_timeout: int, restart_sec: int) -> int:
+    """The seconds that ``burst`` starts each waiting the whole rendezvous, with the restart delay, take."""
+    return burst * (join_timeout + restart_sec)
+
+
+def start_limit_window(burst: int, join_timeout: int, restart_sec: int, explicit: int = 0) -> int:
+    """StartLimitIntervalSec: ``explicit`` when set, else long enough for burst + 1 such starts and their start-up."""
+    return explicit if explicit > 0 else (burst + 1) * (join_timeout + restart_sec + START_ALLOWANCE)
+
+
+def processes_over_gpus(processes: int, gpus: int) -> bool:
+    """More of the job's processes on a node than GPUs for them (0: one process per GPU, never over).
+    Preflight checks it on the PCI bus's GPUs, the nvidia role on the driver's, the GPU health gate
+    on nvidia-smi -q -x's."""
+    return processes > 0 and processes > gpus

@@ -13,6 +13,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from ansible_collections.onprem.torchrun.plugins.module_utils.table import aligned
+from ansible_collections.onprem.torchrun.plugins.module_utils.contract import processes_over_gpus
 
 # Xid events that mean the hardware (memory, bus, NVLink, the GPU's own processors) failed, not the
 # application: NVIDIA's Xid catalogue. Others (13, 31, 43, 45: a program's fault or its end) are
@@ -163,7 +164,7 @@ def assess(xml_text, log_text="", processes=0, dcgm_text=None):
         failed, note = parse_dcgm(dcgm_text)
         problems += failed
         notes += [note] if note else []
-    if processes and len(gpus) < processes:
+    if processes_over_gpus(processes, len(gpus)):
         problems.append("%d GPU(s) for %d processes (torchrun_nproc_per_node)" % (len(gpus), processes))
     return {"gpus": gpus, "problems": problems, "notes": notes}
 

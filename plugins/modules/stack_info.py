@@ -28,6 +28,11 @@ options:
     type: list
     elements: str
     default: []
+  processes:
+    description: The job's processes on the node, when a number (0 - one per GPU); C(processes_over_gpus) says whether nvidia-smi lists fewer GPUs.
+    type: int
+    default: 0
+    version_added: 0.3.0
 extends_documentation_fragment:
   - onprem.torchrun.cluster.read_only
 """
@@ -54,6 +59,11 @@ driver_installed:
   returned: always
   type: str
   sample: "550.54.15"
+processes_over_gpus:
+  description: Whether the job's O(processes) are more than the GPUs nvidia-smi lists.
+  returned: always
+  type: bool
+  version_added: 0.3.0
 gpus:
   description: One entry per GPU that nvidia-smi lists (empty without a driver).
   returned: always
@@ -68,6 +78,7 @@ import re
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.onprem.torchrun.plugins.module_utils.contract import processes_over_gpus
 
 NONE = "none"
 
@@ -148,7 +159,8 @@ def system_nccl(module):
 
 def main():
     module = AnsibleModule(
-        argument_spec={"venv": {"type": "path"}, "packages": {"type": "list", "elements": "str", "default": []}},
+        argument_spec={"venv": {"type": "path"}, "packages": {"type": "list", "elements": "str", "default": []},
+                       "processes": {"type": "int", "default": 0}},
         supports_check_mode=True,
     )
     versions = {}
@@ -177,7 +189,8 @@ def main():
         # No /proc/driver/nvidia/version (a container's /proc): the loaded driver as NVML reports it.
         versions["driver"] = gpus[0]["driver"]
     installed = run(module, ["modinfo", "-F", "version", "nvidia"])
-    module.exit_json(changed=False, versions=versions, driver_installed=(installed or "").strip() or NONE, gpus=gpus)
+    module.exit_json(changed=False, versions=versions, driver_installed=(installed or "").strip() or NONE, gpus=gpus,
+                     processes_over_gpus=processes_over_gpus(module.params["processes"], len(gpus)))
 
 
 if __name__ == "__main__":

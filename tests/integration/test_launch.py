@@ -1017,14 +1017,24 @@ def test_a_hung_rank_is_named_from_every_ranks_stack(cluster, tmp_path):
         ok(playbook("launch", stalled))
         assert wait_for(lambda: "rank 3 stalls" in current_log("node2"), 120) is not None
         time.sleep(3)  # the others reach the next collective
+        # Two real flight records (torch 2.13, gloo, two ranks) in node1's job folder, written by the
+        # job's user as its ranks would: torch's analyser reads them on the master as that user.
+        for rank in (0, 1):
+            record = (harness.ROOT / "tests" / "unit" / "fixtures" / "flight" / ("gloo_2ranks_rank%d.pkl" % rank)).read_bytes()
+            subprocess.run(sandbox.ssh_command("node1") + ["runuser -u torchrun-train -- tee /var/lib/torchrun/train/nccl_trace_rank_%d"
+                                                           " >/dev/null" % rank], input=record, check=True, timeout=60)
         out = " ".join(ok(playbook("stacks", dict(stalled, job_logs_dir=str(tmp_path)))).split())
+        # torch 2.13's analyser fails on gloo's records (KeyError in build_collectives): ours reads them.
+        assert ("flight records: torch's analyser (torch.distributed.flight_recorder.fr_trace) on node1 as torchrun-train failed on "
+                "them (KeyError: ('0', 0)); read by onprem.torchrun.hang_report instead") in out, out[-3000:]
         assert "rank 3 (node2) is the one the others wait for: at lightning_synthetic.py:" in out, out[-3000:]
         assert "ranks 0, 1, 2 wait in " in out, out[-3000:]
         assert sorted(p.name for p in tmp_path.glob("train-stack-rank*")) == ["train-stack-rank%d-node%d.txt" % (r, r // 2 + 1)
                                                                                 for r in range(4)]
     finally:
         for node in ("node1", "node2"):  # a stalled rank would hold a graceful stop until its timeout
-            on(node, "systemctl kill -s KILL %s; systemctl stop %s; systemctl reset-failed %s" % (UNIT, UNIT, UNIT))
+            on(node, "systemctl kill -s KILL %s; systemctl stop %s; systemctl reset-failed %s; rm -f /var/lib/torchrun/train/nccl_trace_rank_*"
+               % (UNIT, UNIT, UNIT))
         install()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.onprem.torchrun.plugins.module_utils.contract import processes_over_gpus
 from ansible_collections.onprem.torchrun.plugins.plugin_utils.checks.core import Cluster, Problem, problem, shown
 
 
@@ -37,7 +38,7 @@ def processes(c: Cluster) -> list[Problem]:
             if gpus == 0:
                 found.append(problem(host, "torchrun_accelerator", "torchrun_accelerator=cuda but the node has no NVIDIA GPU on its PCI bus; "
                                                                    "use torchrun_accelerator=cpu, or nvidia_require_gpus=false to install the stack anyway"))
-            elif text != "gpu" and int(text) > gpus and not chosen:
+            elif text != "gpu" and processes_over_gpus(int(text), gpus) and not chosen:
                 found.append(problem(host, "torchrun_nproc_per_node", "torchrun_nproc_per_node=%s but the node has %d NVIDIA GPU(s); give at "
                                                                       "most %d, or gpu for one process per GPU" % (text, gpus, gpus)))
         if chosen:  # the job's GPU set, which gpu counts

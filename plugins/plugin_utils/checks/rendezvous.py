@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from ansible_collections.onprem.torchrun.plugins.module_utils.contract import start_span
 from ansible_collections.onprem.torchrun.plugins.plugin_utils.checks.core import Cluster, NNODES, Problem, problem, shown
 
 
@@ -64,7 +65,7 @@ def _start_limit(c: Cluster) -> list[Problem]:
         return [problem(c.master, "launcher_start_limit_burst", "launcher_start_limit_burst=%s must be at least 1" % burst)]
     if None in (burst, window, timeout, delay) or window <= 0 or c.cluster("launcher_restart") == "no":
         return []
-    span = burst * (timeout + delay)
+    span = start_span(burst, timeout, delay)
     if window > span:
         return []
     return [problem(c.master, "launcher_start_limit_interval_sec",

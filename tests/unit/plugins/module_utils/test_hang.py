@@ -4,6 +4,7 @@ recorder dumps shaped as PyTorch writes them (a pickled dict of entries), read a
 import base64
 import os
 import pickle
+from pathlib import Path
 
 import pytest
 from ansible_collections.onprem.torchrun.plugins.filter.hang_report import hang_report
@@ -106,3 +107,41 @@ def test_a_real_flight_record_reads_as_plain_data_and_a_rank_behind_is_named():
     assert hang.from_flight({0: ("node1", record), 1: ("node1", record), 2: ("node2", behind)}) == [
         "process group 0: rank 2 (node2) is the one the others wait for: its last collective is #3 gloo:all_reduce (scheduled), "
         "the others are in #4 gloo:barrier"]
+
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "flight"
+# What torch 2.13's analyser printed over the two gloo records of tests/unit/fixtures/flight
+# (gloo_2ranks_rank0.pkl, gloo_2ranks_rank1.pkl: three all_reduce and a barrier on two ranks), run
+# as stacks.yml runs it: it fails on gloo's records in build_collectives.
+FR_TRACE_ON_GLOO = {"rc": 1, "stdout": "", "stderr": (
+    "/venv/lib/python3.11/site-packages/torch/_subclasses/functional_tensor.py:368: UserWarning: Failed to initialize NumPy\n"
+    "tabulate is not installed. Proceeding without it.\nTraceback (most recent call last):\n"
+    "    pg_name = _pg_guids[(original_pg_name, first_rank)]\nKeyError: ('0', 0)\n")}
+
+
+def registered_dumps(*names):
+    return {"node%d" % (i + 1): {"results": [{"item": {"path": "/var/lib/torchrun/train/nccl_trace_rank_%d" % i},
+                                              "content": base64.b64encode((FIXTURES / name).read_bytes()).decode()}]}
+            for i, name in enumerate(names)}
+
+
+def test_torchs_analyser_stands_for_the_records_where_it_ran_and_ours_reads_them_where_not():
+    stacks = {"node1": {"results": [{"item": {"pid": 10, "rank": 0}, "stdout": WAITING, "stderr": ""}]},
+              "node2": {"results": [{"item": {"pid": 20, "rank": 1}, "stdout": SLEEPING, "stderr": ""}]}}
+    flight = registered_dumps("gloo_2ranks_rank0.pkl", "gloo_2ranks_rank1.pkl")
+    ours = hang_report(stacks, flight)
+    # It failed (gloo's records): ours reads them, and says so first.
+    failed = hang_report(stacks, flight, analyser=FR_TRACE_ON_GLOO, analyser_where="node1 as torchrun-train")
+    assert failed[0] == ("flight records: torch's analyser (torch.distributed.flight_recorder.fr_trace) on node1 as torchrun-train "
+                         "failed on them (KeyError: ('0', 0)); read by onprem.torchrun.hang_report instead")
+    assert failed[1:] == ours
+    missing = hang_report(stacks, flight, analyser={"rc": 3, "stdout": "", "stderr": ""})
+    assert missing[0].startswith("flight records: the venv has no torch flight recorder analyser") and missing[1:] == ours
+    # It ran: its report stands for the records (ours reads only the stacks), named as torch's.
+    ran = hang_report(stacks, flight, analyser={"rc": 0, "stdout": "UserWarning: numpy\nNot all ranks joining collective 3\n", "stderr": ""},
+                      analyser_where="node1 as torchrun-train")
+    assert ran[:2] == ["flight records: read by torch's analyser (torch.distributed.flight_recorder.fr_trace) on node1 as torchrun-train",
+                       "Not all ranks joining collective 3"]
+    assert ran[2:] == hang_report(stacks)
+    # Not run (no records anywhere): the report is ours, with nothing said of analysers.
+    assert hang_report(stacks, flight, analyser={"skipped": True, "changed": False}) == ours
