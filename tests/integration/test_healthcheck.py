@@ -54,6 +54,7 @@ def test_a_healthy_sandbox_passes(cluster, tmp_path):
     assert on("node1", "ls /var/lib/torchrun/train/healthcheck").stdout == ""  # the report is not left behind
 
 
+@pytest.mark.slow  # 43 s: make test-slow (the grading, the slow node's naming and the SVG are unit-tested; make test keeps the healthy run)
 def test_a_throttled_node_is_named_and_a_second_run_changes_nothing(cluster, tmp_path):
     on("node3", "tc qdisc add dev host0 root tbf rate 50mbit burst 64kb latency 100ms")
     try:

@@ -191,6 +191,7 @@ def test_a_hostile_host_name_is_refused_before_any_node_changes(fresh_cluster, t
     assert fingerprints() == before
 
 
+@pytest.mark.slow  # 19 s: make test-slow (which socket's owner is the real sshd is unit-tested on node_probe's readers)
 def test_a_listener_that_only_calls_itself_sshd_is_not_kept_open(fresh_cluster):
     """SSH stays open on the ports the real sshd (root's /usr/sbin/sshd) listens on, never on a user's look-alike."""
     on("node1", "id mallory >/dev/null 2>&1 || useradd -m -u 3000 mallory; cp /usr/bin/python3 /home/mallory/sshd; "
