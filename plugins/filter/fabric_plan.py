@@ -56,6 +56,13 @@ _value:
       description: The /dev/infiniband devices the unit allows (with RDMA).
       type: list
       elements: str
+    unit_settings:
+      description: >-
+        The systemd settings a hardened process needs to use the ports (C(LimitMEMLOCK=infinity), a
+        C(DeviceAllow) per device); the job unit's drop-in, the health check and gpu-check take them.
+        Empty without RDMA.
+      type: list
+      elements: str
     ports:
       description: The ports in use, C(device:port).
       type: list

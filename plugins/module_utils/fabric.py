@@ -91,10 +91,13 @@ def nccl_plan(fabric, mode="auto", hcas=(), address=""):
 
     fabric: read()'s answer for the node; mode: torchrun_fabric; hcas: torchrun_fabric_hcas;
     address: the node's cluster address (the RoCE v2 GID carrying it is preferred). Returns
-    {"rdma": bool, "env": {name: value}, "char_devices": [...], "ports": ["mlx5_0:1", ...],
-     "link_layer": "InfiniBand"|"Ethernet"|"", "rate": "...", "problems": [...]}.
+    {"rdma": bool, "env": {name: value}, "char_devices": [...], "unit_settings": [...],
+     "ports": ["mlx5_0:1", ...], "link_layer": "InfiniBand"|"Ethernet"|"", "rate": "...", "problems": [...]}.
+    unit_settings are what every process of the job needs on top of its hardening to use the
+    ports (the job's unit drop-in, the health check and gpu-check all take them from here).
     """
-    plan = {"rdma": False, "env": {}, "char_devices": [], "ports": [], "link_layer": "", "rate": "", "problems": []}
+    plan = {"rdma": False, "env": {}, "char_devices": [], "unit_settings": [], "ports": [], "link_layer": "", "rate": "",
+            "problems": []}
     if mode == "socket":
         # NCCL would take an RDMA port it finds on its own; socket means sockets.
         plan["env"] = {"NCCL_IB_DISABLE": "1"}
@@ -136,7 +139,14 @@ def nccl_plan(fabric, mode="auto", hcas=(), address=""):
     elif indexes:
         plan["env"]["NCCL_IB_GID_INDEX"] = str(next(iter(indexes.values())))
     plan["char_devices"] = list(fabric["char_devices"])
+    plan["unit_settings"] = unit_settings(plan["char_devices"])
     return plan
+
+
+def unit_settings(char_devices):
+    """systemd settings that let a hardened process (DevicePolicy=closed) use RDMA: no limit on the
+    memory ibv_reg_mr pins for NCCL's buffers, and the /dev/infiniband devices, read-write."""
+    return ["LimitMEMLOCK=infinity"] + ["DeviceAllow=%s rw" % device for device in char_devices]
 
 
 def cluster_problems(plans):

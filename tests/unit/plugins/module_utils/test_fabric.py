@@ -49,6 +49,9 @@ def test_an_infiniband_node(tmp_path):
     assert plan["rdma"] and plan["problems"] == []
     assert plan["env"] == {"NCCL_IB_HCA": "=mlx5_0:1,mlx5_1:1"}  # the DOWN port is left out
     assert plan["char_devices"] == [str(tmp_path / "dev" / n) for n in ("rdma_cm", "uverbs0", "uverbs1")]
+    # What a hardened process (DevicePolicy=closed) needs to use them: the job's unit, the health check, gpu-check.
+    assert plan["unit_settings"] == ["LimitMEMLOCK=infinity"] + ["DeviceAllow=%s rw" % (tmp_path / "dev" / n)
+                                                                  for n in ("rdma_cm", "uverbs0", "uverbs1")]
     assert (plan["link_layer"], plan["rate"]) == ("InfiniBand", "200 Gb/sec (4X HDR)")
 
 
@@ -75,16 +78,16 @@ def test_roce_without_an_ipv4_gid_and_gids_at_different_indexes_are_named(tmp_pa
 def test_a_node_without_rdma(tmp_path):
     found = fabric.read(str(tmp_path / "absent"), str(tmp_path / "absent-dev"))
     assert found == {"devices": [], "char_devices": []}
-    assert fabric.nccl_plan(found) == {"rdma": False, "env": {}, "char_devices": [], "ports": [], "link_layer": "", "rate": "",
-                                       "problems": []}
+    assert fabric.nccl_plan(found) == {"rdma": False, "env": {}, "char_devices": [], "unit_settings": [], "ports": [], "link_layer": "",
+                                       "rate": "", "problems": []}
     assert fabric.nccl_plan(found, "rdma")["problems"] == [
         "torchrun_fabric=rdma but the node has no ACTIVE RDMA port (/sys/class/infiniband is empty: no HCA or no driver)"]
 
 
 def test_socket_disables_ib_even_where_ports_are_active(tmp_path):
     found = node(tmp_path, {"mlx5_0": {1: {}}})
-    assert fabric.nccl_plan(found, "socket") == {"rdma": False, "env": {"NCCL_IB_DISABLE": "1"}, "char_devices": [], "ports": [],
-                                                 "link_layer": "", "rate": "", "problems": []}
+    assert fabric.nccl_plan(found, "socket") == {"rdma": False, "env": {"NCCL_IB_DISABLE": "1"}, "char_devices": [], "unit_settings": [],
+                                                 "ports": [], "link_layer": "", "rate": "", "problems": []}
 
 
 def test_the_hca_list_narrows_by_exact_name(tmp_path):
