@@ -90,9 +90,10 @@ def test_ansible_builder_accepts_the_execution_environment_definition(tarball, t
     for name in ("execution-environment.yml", "requirements.yml"):
         (definition / name).write_text((ROOT / "docs" / "awx" / name).read_text())
     (definition / "onprem-torchrun.tar.gz").write_bytes(tarball.read_bytes())  # as the definition's comment says
-    run([BIN / "ansible-builder", "create", "-f", str(definition / "execution-environment.yml"), "-c", str(tmp_path / "context")],
-        cwd=tmp_path)
-    recipe = (tmp_path / "context" / "Dockerfile").read_text()
+    # The recipe named: ansible-builder otherwise names it (Containerfile, Dockerfile) after the engine it finds.
+    run([BIN / "ansible-builder", "create", "-f", str(definition / "execution-environment.yml"), "-c", str(tmp_path / "context"),
+         "--output-filename", "Containerfile"], cwd=tmp_path)
+    recipe = (tmp_path / "context" / "Containerfile").read_text()
     assert "ansible-galaxy collection install" in recipe and "ansible-core>=2.19" in recipe
     assert (tmp_path / "context" / "_build" / "onprem-torchrun.tar.gz").read_bytes() == tarball.read_bytes()
     assert yaml.safe_load((tmp_path / "context" / "_build" / "requirements.yml").read_text())["collections"][0]["type"] == "file"

@@ -1,14 +1,19 @@
 """The nvidia role's repository, pin and NCCL files and its package list, rendered per distribution.
 
-Renders with ansible-playbook on localhost from the role's own defaults, vars and templates (no
-node, no network); apt itself parses the APT files.
+Renders with ansible-playbook on localhost from the role's own defaults, vars and templates, and
+the repository source with ansible.builtin.deb822_repository itself in check mode (it fetches the
+key from a loopback server, as it would from the mirror, and writes nothing); apt itself parses
+the APT files.
 """
 
+import functools
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -30,7 +35,14 @@ PLAY = """
         src: "{role}/templates/{{{{ item }}}}.j2"
         dest: "{out}/{{{{ item }}}}"
         mode: "0644"
-      loop: [nvidia-cuda.sources, nvidia-pin.pref, nccl.conf]
+      loop: [nvidia-pin.pref, nccl.conf]
+    - ansible.builtin.deb822_repository: "{{{{ __nvidia_repo_source }}}}"
+      check_mode: true
+      register: repo
+    - ansible.builtin.copy:
+        content: "{{{{ repo.repo }}}}"
+        dest: "{out}/nvidia-cuda.sources"
+        mode: "0644"
     - ansible.builtin.copy:
         content: "{{{{ __nvidia_plan | to_json }}}}"
         dest: "{out}/plan.json"
@@ -43,12 +55,29 @@ UBUNTU = {"distribution": "Ubuntu", "os_family": "Debian", "distribution_major_v
           "distribution_version": "22.04", "architecture": "aarch64", "kernel": "5.15.0-101-generic"}
 
 
-def render(tmp_path, facts, **extra):
+@pytest.fixture(scope="module")
+def key_url(tmp_path_factory):
+    """A loopback server with an ASCII-armored key, where deb822_repository fetches signed_by from."""
+    folder = tmp_path_factory.mktemp("key")
+    (folder / "3bf863cc.pub").write_text("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nstand-in\n-----END PGP PUBLIC KEY BLOCK-----\n")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield "http://127.0.0.1:%d/3bf863cc.pub" % server.server_address[1]
+    server.shutdown()
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # noqa: D102 - the test's output stays the assertions'
+        pass
+
+
+def render(key_url, tmp_path, facts, **extra):
     out = tmp_path / "out"
     out.mkdir()
     playbook = tmp_path / "render.yml"
     playbook.write_text(PLAY.format(role=ROLE, torchrun=ROOT / "roles" / "torchrun", facts=json.dumps(facts), out=out))
-    extra = dict({"nvidia_cuda_repo_url": MIRROR, "__nvidia_node": {"nvswitches": 0, "gpu_ids": ["0x2335"]}}, **extra)
+    extra = dict({"nvidia_cuda_repo_url": MIRROR, "nvidia_cuda_repo_key_url": key_url,
+                  "__nvidia_node": {"nvswitches": 0, "gpu_ids": ["0x2335"]}}, **extra)
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), "-e", json.dumps(extra)],
                           cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=120)
@@ -57,8 +86,8 @@ def render(tmp_path, facts, **extra):
     return out, plan["packages"]
 
 
-def test_debian_repository_pin_and_packages(tmp_path):
-    out, packages = render(tmp_path, DEBIAN)
+def test_debian_repository_pin_and_packages(tmp_path, key_url):
+    out, packages = render(key_url, tmp_path, DEBIAN)
     sources = (out / "nvidia-cuda.sources").read_text()
     assert "URIs: https://cuda-mirror.invalid/compute/cuda/repos/debian12/x86_64/\n" in sources
     assert "Suites: /\n" in sources and "Signed-By: /etc/apt/keyrings/onprem-torchrun-nvidia-cuda.asc\n" in sources
@@ -67,16 +96,16 @@ def test_debian_repository_pin_and_packages(tmp_path):
     assert packages == ["linux-headers-6.1.0-18-amd64", "nvidia-driver-cuda=580.*", "nvidia-kernel-open-dkms=580.*", "nvidia-persistenced=580.*"]
 
 
-def test_ubuntu_arm_uses_the_sbsa_tree_and_server_packages(tmp_path):
-    out, packages = render(tmp_path, UBUNTU, nvidia_driver_source="distro", nvidia_driver_branch="535",
+def test_ubuntu_arm_uses_the_sbsa_tree_and_server_packages(tmp_path, key_url):
+    out, packages = render(key_url, tmp_path, UBUNTU, nvidia_driver_source="distro", nvidia_driver_branch="535",
                            nvidia_fabricmanager="always", nvidia_dkms=False)
     assert "URIs: https://cuda-mirror.invalid/compute/cuda/repos/ubuntu2204/sbsa/\n" in (out / "nvidia-cuda.sources").read_text()
     assert packages == ["nvidia-headless-no-dkms-535-server", "nvidia-utils-535-server", "linux-modules-nvidia-535-server-generic",
                         "nvidia-compute-utils-535-server", "nvidia-fabricmanager-535"]
 
 
-def test_fabric_manager_follows_the_nvswitches_found(tmp_path):
-    _, packages = render(tmp_path, DEBIAN, __nvidia_node={"nvswitches": 6, "gpu_ids": ["0x2335"]}, nvidia_persistenced=False)
+def test_fabric_manager_follows_the_nvswitches_found(tmp_path, key_url):
+    _, packages = render(key_url, tmp_path, DEBIAN, __nvidia_node={"nvswitches": 6, "gpu_ids": ["0x2335"]}, nvidia_persistenced=False)
     assert packages == ["linux-headers-6.1.0-18-amd64", "nvidia-driver-cuda=580.*", "nvidia-kernel-open-dkms=580.*", "nvidia-fabricmanager-580=580.*"]
 
 
@@ -85,18 +114,18 @@ IB_NODE = {"nvswitches": 0, "fabric": {"char_devices": ["/dev/infiniband/uverbs0
                                                      "link_layer": "InfiniBand", "roce_v2": []}]}]}}
 
 
-def test_rdma_ports_bring_the_rdma_user_space_unless_the_job_keeps_to_sockets(tmp_path):
-    _, packages = render(tmp_path, DEBIAN, __nvidia_node=IB_NODE, nvidia_persistenced=False, nvidia_kernel_modules="proprietary")
+def test_rdma_ports_bring_the_rdma_user_space_unless_the_job_keeps_to_sockets(tmp_path, key_url):
+    _, packages = render(key_url, tmp_path, DEBIAN, __nvidia_node=IB_NODE, nvidia_persistenced=False, nvidia_kernel_modules="proprietary")
     assert packages == ["linux-headers-6.1.0-18-amd64", "nvidia-driver-cuda=580.*", "nvidia-kernel-dkms=580.*", "rdma-core", "ibverbs-providers",
                         "ibverbs-utils", "perftest", "infiniband-diags"]
     (tmp_path / "socket").mkdir()
-    _, packages = render(tmp_path / "socket", DEBIAN, __nvidia_node=IB_NODE, nvidia_persistenced=False,
+    _, packages = render(key_url, tmp_path / "socket", DEBIAN, __nvidia_node=IB_NODE, nvidia_persistenced=False,
                          nvidia_kernel_modules="proprietary", torchrun_fabric="socket")
     assert packages == ["linux-headers-6.1.0-18-amd64", "nvidia-driver-cuda=580.*", "nvidia-kernel-dkms=580.*"]
 
 
-def test_site_driver_with_toolkit_and_nccl_only(tmp_path):
-    out, packages = render(tmp_path, DEBIAN, nvidia_driver_source="none", nvidia_cuda_toolkit="12-4",
+def test_site_driver_with_toolkit_and_nccl_only(tmp_path, key_url):
+    out, packages = render(key_url, tmp_path, DEBIAN, nvidia_driver_source="none", nvidia_cuda_toolkit="12-4",
                            nvidia_nccl=True, nvidia_nccl_conf={"NCCL_IB_HCA": "mlx5", "NCCL_IB_GID_INDEX": 3})
     assert packages == ["cuda-toolkit-12-4", "libnccl2", "libnccl-dev"]
     conf = (out / "nccl.conf").read_text()
@@ -104,8 +133,8 @@ def test_site_driver_with_toolkit_and_nccl_only(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs apt to parse the files")
-def test_apt_accepts_the_rendered_files(tmp_path):
-    out, _ = render(tmp_path, DEBIAN)
+def test_apt_accepts_the_rendered_files(tmp_path, key_url):
+    out, _ = render(key_url, tmp_path, DEBIAN)
     parts = {"SourceParts": tmp_path / "sources", "PreferencesParts": tmp_path / "prefs"}
     for folder in parts.values():
         folder.mkdir()
