@@ -242,8 +242,22 @@ def locked():
 
 
 # ---- the cached image -------------------------------------------------------------------------
+# The site's podman configuration on every node, for torchrun_runtime=podman (a site sets its own):
+# inside systemd-nspawn the cgroup controllers are read-only, the session keyring is refused
+# (seccomp) and the root is an overlay (no overlay driver on top), so containers run in the unit's
+# own cgroup, without a keyring, on the vfs driver; with crun, and rlimits the nodes already have
+# (raising them needs CAP_SYS_RESOURCE, which the nodes lack).
+PODMAN_CONF = {
+    "containers.conf": "# Sandbox nodes are systemd-nspawn machines (sandbox/sandbox.py).\n[containers]\nkeyring = false\n"
+                       'cgroups = "disabled"\ndefault_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]\n'
+                       '[engine]\nruntime = "crun"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n',
+    "storage.conf": '# Sandbox nodes are systemd-nspawn machines on an overlay root (sandbox/sandbox.py).\n[storage]\ndriver = "vfs"\n'
+                    'runroot = "/run/containers/storage"\ngraphroot = "/var/lib/containers/storage"\n',
+}
+
+
 def image_recipe(sources: list[dict]) -> str:
-    recipe = {"suite": SUITE, "packages": IMAGE_PACKAGES, "sources": sources, "proxy": HOST_ADDR, "v": 3}
+    recipe = {"suite": SUITE, "packages": IMAGE_PACKAGES, "sources": sources, "proxy": HOST_ADDR, "podman": PODMAN_CONF, "v": 4}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
 
@@ -280,6 +294,9 @@ def build_image(sources: list[dict]) -> None:
         "// Sandbox nodes have no route out: packages come from the host over the bridge.\n"
         'Acquire::http::Proxy "http://%s:%d/";\nAcquire::https::Proxy "http://%s:%d/";\n'
         % (HOST_ADDR, PROXY_PORT, HOST_ADDR, PROXY_PORT))
+    (tmp / "etc" / "containers").mkdir(exist_ok=True)
+    for name, text in PODMAN_CONF.items():
+        (tmp / "etc" / "containers" / name).write_text(text)
     with contextlib.suppress(FileNotFoundError):
         (tmp / "etc" / "apt" / "sources.list").unlink()
     (tmp / "etc" / "apt" / "sources.list.d" / "debian.sources").write_text(render_sources(sources))
@@ -691,6 +708,8 @@ def write_known_hosts(names: list[str]) -> None:
     (STATE / "known_hosts").write_text("\n".join(lines) + "\n")
 
 
+# The training image (sandbox/container_image.py) the nodes load for torchrun_runtime=podman.
+CONTAINER_ARCHIVE = CACHE / "torchrun-sandbox-image.tar"
 NVIDIA_REPO_URL = WHEEL_URL + "nvidia/"  # the sandbox's NVIDIA-shaped repository (sandbox/nvidia_repo.py)
 
 
@@ -924,6 +943,25 @@ def cmd_wheelhouse(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_container_image(args: argparse.Namespace) -> int:
+    """The training image for torchrun_runtime=podman (sandbox/container_image.py), from the node image and the wheelhouse."""
+    import container_image  # pylint: disable=import-outside-toplevel
+
+    preflight()
+    sources = apt_sources()
+    with locked():
+        if not image_current(sources):
+            build_image(sources)
+        image_id = container_image.build(image_dir(), CACHE / "wheels", container_image.requirements(Path(args.requirements)),
+                                         CONTAINER_ARCHIVE, log=log)
+    if args.vars:
+        Path(args.vars).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.vars).write_text(json.dumps({"torchrun_runtime": "podman", "torchrun_image": container_image.reference(),
+                                               "torchrun_image_archive": str(CONTAINER_ARCHIVE)}, indent=2) + "\n")
+    print("%s %s" % (CONTAINER_ARCHIVE, image_id))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -952,6 +990,10 @@ def main(argv: list[str] | None = None) -> int:
     wheels = sub.add_parser("wheelhouse", help="download wheels for the nodes")
     wheels.add_argument("-r", "--requirements", required=True)
     wheels.set_defaults(func=cmd_wheelhouse)
+    container = sub.add_parser("container-image", help="build the training image archive for torchrun_runtime=podman")
+    container.add_argument("-r", "--requirements", default=str(REPO / "sandbox" / "wheelhouse.txt"))
+    container.add_argument("--vars", help="write the job's torchrun_runtime, torchrun_image and torchrun_image_archive to this file (-e @FILE)")
+    container.set_defaults(func=cmd_container_image)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

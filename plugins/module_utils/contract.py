@@ -14,6 +14,18 @@ RANK_VARIABLES = ("NODE_RANK", "RANK", "LOCAL_RANK", "GROUP_RANK", "WORLD_SIZE",
 # How each worker's line reaches the journal when the job's unit tees its workers' output
 # (torchrun --tee with TORCHELASTIC_LOG_LINE_PREFIX_TEMPLATE): "[rank<global rank>]: <line>".
 # The filter torchrun_command sets the template; the filter rank_logs splits the journal by it.
+# An image reference as podman and docker take it: [registry[:port]/]path[:tag][@sha256:digest] in
+# lowercase, no spaces and nothing that reads as an option (torchrun_image; the validator and the
+# container_command filter).
+IMAGE_REFERENCE = re.compile(r"\A[a-z0-9][a-z0-9._-]*(?::[0-9]+)?(?:/[a-z0-9][a-z0-9._-]*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+                             r"(?:@sha256:[0-9a-f]{64})?\Z")
+# The runtimes torchrun_runtime names besides the host's own venv, and their binary.
+CONTAINER_RUNTIMES = {"podman": "/usr/bin/podman"}
+
+
+def container_name(job):
+    """The name of a job's container (torchrun_runtime): its unit's, without .service."""
+    return "torchrun-%s" % job
 RANK_LINE_TEMPLATE = "[rank${rank}]: "
 RANK_LINE_PATTERN = r"\[rank(\d+)\]: "
 _RANK_MARKER = re.compile(RANK_LINE_PATTERN)

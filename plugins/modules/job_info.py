@@ -136,6 +136,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.onprem.torchrun.plugins.module_utils.contract import CONTAINER_RUNTIMES, container_name
 
 PROPERTIES = ("LoadState", "ActiveState", "SubState", "Result", "ExecMainStatus", "NRestarts", "MainPID",
               "InvocationID", "ActiveEnterTimestamp", "ActiveEnterTimestampMonotonic", "FragmentPath")
@@ -172,6 +173,24 @@ def children(pid):
                 except (OSError, IndexError, ValueError):
                     continue
         return sorted(found)
+
+
+def agent(module, pid, job):
+    """The torchrun agent: the unit's main process, or - where that is a container runtime
+    (torchrun_runtime) - torchrun inside the job's container, the one child of its init (0 while
+    the container is not up). Its workers are the agent's children either way."""
+    try:
+        runtime = os.readlink("/proc/%d/exe" % pid) if pid > 0 else ""
+    except OSError:
+        return pid
+    if runtime not in CONTAINER_RUNTIMES.values():
+        return pid
+    rc, out, _err = module.run_command([runtime, "inspect", "--format", "{{.State.Pid}}", container_name(job)])
+    init = to_int(out.strip()) if rc == 0 else 0
+    if init <= 0:
+        return 0
+    below = children(init)
+    return below[0] if len(below) == 1 else init
 
 
 def rank_of(pid, proc="/proc"):
@@ -259,11 +278,14 @@ def main():
     unit = "torchrun-%s.service" % module.params["job"]
     until_end = module.params["wait_for_end"] > 0
     deadline = time.monotonic() + max(module.params["wait_for_workers"], module.params["wait_for_end"])
+    main_pid, agent_pid = None, 0
     while True:
         props = show(module, unit)
         pid = to_int(props.get("MainPID"))
         state = props.get("ActiveState", "")
-        workers = children(pid)
+        if pid != main_pid or agent_pid <= 0:  # found again only for a new run, or a container not up yet
+            main_pid, agent_pid = pid, agent(module, pid, module.params["job"])
+        workers = children(agent_pid)
         if done_waiting(state, props.get("SubState", ""), workers, time.monotonic(), deadline, until_end):
             break
         time.sleep(0.2)

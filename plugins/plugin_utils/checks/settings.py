@@ -21,6 +21,7 @@ from ansible_collections.onprem.torchrun.plugins.plugin_utils.checks.stack_sourc
 from ansible_collections.onprem.torchrun.plugins.plugin_utils.checks.driver import nvidia_driver
 from ansible_collections.onprem.torchrun.plugins.plugin_utils.checks.folders import declared_paths, fabric, shared_storage
 from ansible_collections.onprem.torchrun.plugins.plugin_utils.checks.trust import GROUP_PATTERN, inventory_names, ownership, trust
+from ansible_collections.onprem.torchrun.plugins.plugin_utils.checks.runtime import runtime
 from ansible_collections.onprem.torchrun.plugins.plugin_utils.checks.build import HOST_VARIABLES
 
 
@@ -63,7 +64,7 @@ def unknown_settings(c: Cluster) -> list[Problem]:
 
 AREAS: tuple[Callable[[Cluster], list[Problem]], ...] = (
     names_and_paths, consistency, ports, addresses, processes, rendezvous, accounts, firewall, stack_sources, nvidia_driver, declared_paths,
-    shared_storage, fabric, trust, ownership, firewall_mode, unknown_settings,
+    shared_storage, fabric, trust, ownership, firewall_mode, runtime, unknown_settings,
 )
 
 

@@ -107,3 +107,31 @@ def test_a_follower_reads_the_lines_after_its_cursor_and_gets_the_next_cursor():
     assert job_info.journal_after(later, "torchrun-train.service", "s=abc;i=2", 5) == ([], "s=abc;i=2")
     assert "--after-cursor=s=abc;i=2" in later.cmds[0] and not any(c.startswith("--lines") for c in later.cmds[0])
     assert job_info.journal_after(Journal("", rc=1), "torchrun-train.service", "s=x", 5) == ([], "s=x")
+
+
+class FakeModule:
+    """run_command as the module calls podman inspect."""
+
+    def __init__(self, answers):
+        self.answers, self.calls = answers, []
+
+    def run_command(self, argv):
+        self.calls.append(argv)
+        return self.answers.get(tuple(argv), (125, "", "no such container"))
+
+
+def test_the_agent_of_a_job_in_its_image_is_torchrun_below_the_containers_init(monkeypatch):
+    links = {"/proc/40/exe": "/usr/bin/podman", "/proc/50/exe": "/opt/torchrun/venv/bin/python3.11"}
+    monkeypatch.setattr(job_info.os, "readlink", lambda path: links[path])
+    monkeypatch.setattr(job_info, "children", lambda pid: {70: [71], 80: [81, 82]}.get(pid, []))
+    inspect = ("/usr/bin/podman", "inspect", "--format", "{{.State.Pid}}", "torchrun-train")
+    # torchrun_runtime=podman: the unit's main process is podman; the agent is the init's one child.
+    module = FakeModule({inspect: (0, "70\n", "")})
+    assert job_info.agent(module, 40, "train") == 71 and module.calls == [list(inspect)]
+    # No init in the container (its main process is the agent), and a container not up yet.
+    assert job_info.agent(FakeModule({inspect: (0, "80\n", "")}), 40, "train") == 80
+    assert job_info.agent(FakeModule({}), 40, "train") == 0
+    # On the host the main process is the agent, and nothing is asked of podman.
+    module = FakeModule({})
+    assert job_info.agent(module, 50, "train") == 50 and module.calls == []
+    assert job_info.agent(module, 0, "train") == 0

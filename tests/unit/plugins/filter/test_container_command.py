@@ -1,0 +1,61 @@
+"""torchrun inside the job's image: the unit's podman command."""
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.onprem.torchrun.plugins.filter.container_command import container_command
+
+SPEC = {"runtime": "podman", "image": "localhost/torchrun-sandbox:1", "job": "train", "uid": 990, "gid": 985,
+        "workdir": "/var/lib/torchrun/train", "write_paths": ["/var/lib/torchrun/train", "/srv/shared/train"],
+        "read_paths": ["/opt/torchrun/jobs/train", "/data/imagenet"]}
+TORCHRUN = ["/opt/torchrun/venv/bin/torchrun", "--nnodes=2", "--node-rank=1", "/opt/torchrun/jobs/train/train.py", "--epochs", "3"]
+
+
+def test_torchrun_runs_in_the_image_with_the_hosts_network_as_the_jobs_user():
+    found = container_command(SPEC, TORCHRUN)
+    argv = found["argv"]
+    assert argv[:2] == ["/usr/bin/podman", "run"]
+    # The image, then torchrun's argv exactly as the host would run it: ranks, ports and rendezvous unchanged.
+    assert argv[argv.index("localhost/torchrun-sandbox:1") + 1:] == TORCHRUN
+    flags = argv[2:argv.index("localhost/torchrun-sandbox:1")]
+    for flag in ("--network=host", "--ipc=host", "--uts=host", "--user=990:985", "--cap-drop=all", "--security-opt=no-new-privileges",
+                 "--read-only", "--init", "--rm", "--replace", "--name=torchrun-train", "--pull=never", "--env-host",
+                 "--workdir=/var/lib/torchrun/train"):
+        assert flag in flags, flag
+    assert [f for f in flags if f.startswith("--volume=")] == [
+        "--volume=/var/lib/torchrun/train:/var/lib/torchrun/train:rw", "--volume=/srv/shared/train:/srv/shared/train:rw",
+        "--volume=/opt/torchrun/jobs/train:/opt/torchrun/jobs/train:ro", "--volume=/data/imagenet:/data/imagenet:ro"]
+    # Nothing that would give the job more than its user has on the host.
+    assert not [f for f in flags if f.startswith(("--privileged", "--cap-add", "--device", "--pid", "--userns", "--security-opt=label=disable"))]
+    assert found["remove"] == ["/usr/bin/podman", "rm", "--force", "--ignore", "torchrun-train"]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"runtime": "docker"}, "runtime 'docker' is not one of podman"),
+    ({"runtime": "host"}, "runtime 'host' is not one of podman"),
+    ({"image": "--privileged"}, "image '--privileged' is not an image reference"),
+    ({"image": "Registry/Image"}, "is not an image reference"),
+    ({"image": "pytorch:25.01 --rm"}, "is not an image reference"),
+    ({"uid": 0}, "never runs as root"),
+    ({"gid": 0}, "never runs as root"),
+    ({"uid": "abc"}, "uid and gid must be numbers"),
+    ({"job": "--rm"}, "job '--rm' is not a job name"),
+    ({"write_paths": ["/var/lib/torchrun/train", "/srv/a:b"]}, "not an absolute path without spaces, commas or colons"),
+    ({"read_paths": ["data"]}, "read_paths holds 'data'"),
+    ({"read_paths": "/data"}, "read_paths must be a list"),
+    ({"workdir": "/tmp"}, "working directory '/tmp' must be one of write_paths"),
+])
+def test_bad_input_is_named(change, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        container_command(dict(SPEC, **change), TORCHRUN)
+
+
+@pytest.mark.parametrize("image", ["nvcr.io/nvidia/pytorch:25.01-py3", "registry.site:5000/ml/torch:2.13",
+                                   "localhost/torchrun-sandbox@sha256:" + "a" * 64, "pytorch"])
+def test_image_references_a_site_uses_are_taken(image):
+    assert image in container_command(dict(SPEC, image=image), TORCHRUN)["argv"]
+
+
+def test_an_empty_command_is_refused():
+    with pytest.raises(AnsibleFilterError, match="command must be torchrun's argv"):
+        container_command(SPEC, [])
