@@ -26,6 +26,8 @@ CONTAINER_RUNTIMES = {"podman": "/usr/bin/podman"}
 def container_name(job):
     """The name of a job's container (torchrun_runtime): its unit's, without .service."""
     return "torchrun-%s" % job
+
+
 RANK_LINE_TEMPLATE = "[rank${rank}]: "
 RANK_LINE_PATTERN = r"\[rank(\d+)\]: "
 _RANK_MARKER = re.compile(RANK_LINE_PATTERN)
