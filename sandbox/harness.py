@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import sandbox
@@ -74,6 +75,32 @@ def cluster(nodes: int, seed: bool = False, nvidia_repo: bool = False):
 def on(node: str, command: str, timeout: int = 120) -> subprocess.CompletedProcess:
     """A shell command on a node over the sandbox's SSH (never raises on a non-zero exit)."""
     return subprocess.run(sandbox.ssh_command(node) + [command], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def ok(proc: subprocess.CompletedProcess, units: tuple[str, ...] = ("torchrun-train.service",),
+       nodes: tuple[str, ...] = ("node1", "node2")) -> str:
+    """A playbook's output, which must have passed; otherwise its end and each node's journal of ``units`` fail the test."""
+    if proc.returncode != 0:
+        journals = "".join("\n--- %s:\n%s" % (node, on(node, "journalctl %s -n 30 --no-pager" % " ".join("-u " + u for u in units)).stdout)
+                           for node in nodes)
+        raise AssertionError((proc.stdout + proc.stderr)[-4000:] + journals)
+    return proc.stdout
+
+
+def wait_for(predicate, timeout: float, step: float = 0.25) -> float | None:
+    """Seconds until ``predicate()`` held, looking every ``step`` s; None when ``timeout`` passed first."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(step)
+    return None
+
+
+def current_log(node: str, unit: str = "torchrun-train.service") -> str:
+    """A unit's output in its latest run only (a resumed run counts epochs on from the checkpoint)."""
+    return on(node, "journalctl -o cat _SYSTEMD_UNIT=%s _SYSTEMD_INVOCATION_ID=$(systemctl show -p InvocationID --value %s)"
+              % (unit, unit)).stdout
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

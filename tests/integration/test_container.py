@@ -35,25 +35,9 @@ def playbook(name, settings, extra=None, *args):
     return run_playbook(name, "-e", json.dumps(dict(SLOW_JOB, **settings, **(extra or {}))), *args)
 
 
-def ok(proc):
-    if proc.returncode != 0:
-        journals = "".join("\n--- %s:\n%s" % (n, on(n, "journalctl -u %s -n 30 --no-pager" % UNIT).stdout) for n in ("node1", "node2"))
-        pytest.fail((proc.stdout + proc.stderr)[-4000:] + journals)
-    return proc.stdout
-
-
-def wait_for(predicate, timeout, step=0.5):
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(step)
-    return None
-
-
-def current_log(node):
-    return on(node, "journalctl -o cat _SYSTEMD_UNIT=%s _SYSTEMD_INVOCATION_ID=$(systemctl show -p InvocationID --value %s)"
-              % (UNIT, UNIT)).stdout
+ok = harness.ok
+wait_for = harness.wait_for
+current_log = harness.current_log
 
 
 @pytest.fixture(scope="module")

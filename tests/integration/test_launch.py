@@ -47,10 +47,7 @@ def ok_not(proc):
 
 
 def ok(proc):
-    if proc.returncode != 0:
-        journals = "".join("\n--- %s:\n%s" % (n, on(n, "journalctl -u %s -u torchrun-firewall -n 30 --no-pager" % UNIT).stdout) for n in ("node1", "node2"))
-        pytest.fail((proc.stdout + proc.stderr)[-4000:] + journals)
-    return proc.stdout
+    return harness.ok(proc, (UNIT, "torchrun-firewall.service"))
 
 
 on = harness.on
@@ -70,19 +67,8 @@ def workers(node):
     return on(node, "pgrep -u torchrun-train -c -f lightning_synthetic.py").stdout.strip() or "0"
 
 
-def wait_for(predicate, timeout, step=0.25):
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(step)
-    return None
-
-
-def current_log(node):
-    """The job's output in its latest run only (a resumed run counts epochs on from the checkpoint)."""
-    return on(node, "journalctl -o cat _SYSTEMD_UNIT=%s _SYSTEMD_INVOCATION_ID=$(systemctl show -p InvocationID --value %s)"
-              % (UNIT, UNIT)).stdout
+wait_for = harness.wait_for
+current_log = harness.current_log
 
 
 def install(extra=None):
