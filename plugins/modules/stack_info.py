@@ -23,6 +23,15 @@ options:
       - The job's venv (its C(bin/python) is asked about torch and Lightning). Without it, or when
         it does not exist yet, those components read C(none).
     type: path
+  runner:
+    description:
+      - The start of a command that runs the venv's Python where it is - a job's image
+        (filter P(onprem.torchrun.container_probe#filter)) - instead of on the node. The venv is then
+        the path inside the image. Empty runs it on the node.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.3.0
   packages:
     description: Further distributions of the venv to report, such as the job's requirements.
     type: list
@@ -160,6 +169,7 @@ def system_nccl(module):
 def main():
     module = AnsibleModule(
         argument_spec={"venv": {"type": "path"}, "packages": {"type": "list", "elements": "str", "default": []},
+                       "runner": {"type": "list", "elements": "str", "default": []},
                        "processes": {"type": "int", "default": 0}},
         supports_check_mode=True,
     )
@@ -174,10 +184,12 @@ def main():
     versions["nccl_system"] = system_nccl(module)
     python = os.path.join(module.params["venv"], "bin", "python") if module.params["venv"] else None
     venv = {"python": NONE, "torch": NONE, "torch_cuda": NONE, "torch_nccl": NONE, "lightning": NONE}
-    if python and os.path.exists(python):
-        out = run(module, [python, "-c", VENV_PROBE] + module.params["packages"])
+    runner = module.params["runner"]
+    if python and (runner or os.path.exists(python)):
+        out = run(module, runner + [python, "-c", VENV_PROBE] + module.params["packages"])
         if out is None:
-            module.fail_json(msg="%s could not report its packages; is the venv broken?" % python)
+            where = " in %s" % runner[-1] if runner else ""
+            module.fail_json(msg="%s%s could not report its packages; is the venv broken%s?" % (python, where, " or the image missing" if runner else ""))
         venv.update(json.loads(out))
     for name in ("python", "torch", "torch_cuda", "torch_nccl", "lightning"):
         versions[name] = venv.pop(name)

@@ -9,6 +9,7 @@ Needs root (`make test-slow`: about 7.5 minutes on a 2-core machine).
 import json
 import os
 import re
+import shutil
 import time
 
 import harness
@@ -56,6 +57,10 @@ def test_setup_installs_podman_and_the_image_and_a_second_run_changes_nothing(cl
         assert len(ids) == 1 and len(ids[0]) == 64, ids
     again = ok(playbook("setup", image))
     assert harness.recap_changed(again, "node1") == 0 and harness.recap_changed(again, "node2") == 0, again[-3000:]
+    # The drift report reads torch and Lightning from the image's venv (the host has none).
+    report = ok(playbook("report", image))
+    for node in ("node1", "node2"):
+        assert re.search(r"^\s*- '?%s\s.*2\.13\.0\+cpu.*2\.6\.6" % node, report, re.M), report[-3000:]
 
 
 def test_the_job_trains_in_its_image_as_its_user_with_the_inventorys_ranks(cluster, image):
@@ -77,6 +82,24 @@ def test_the_job_trains_in_its_image_as_its_user_with_the_inventorys_ranks(clust
 def test_the_store_in_the_container_is_closed_to_an_outsider_and_open_to_the_peer(cluster):
     assert harness.connect("node2", "198.18.0.11", 29500, seconds=2) == 0
     assert harness.connect("outsider", "198.18.0.11", 29500, seconds=2) != 0
+
+
+def test_a_project_trains_in_the_image_whose_venv_is_checked_against_its_requirements(cluster, image, tmp_path):
+    project = {"torchrun_project_dir": str(harness.ROOT / "examples" / "project"), "torchrun_module": "trainer.main",
+               "torchrun_script_args": ["2"], "job_wait": True}
+    ok(playbook("stop", image))
+    ok(playbook("setup", image, project, "--tags", "launcher"))
+    assert "success on every node" in ok(playbook("launch", image, project))  # tabulate==0.9.0 is in the image
+    # The same project asking for another version: the image's venv does not hold it, and launch says so.
+    copy = tmp_path / "project"
+    shutil.copytree(project["torchrun_project_dir"], copy)
+    (copy / "requirements.txt").write_text("tabulate==0.8.10\n")
+    other = dict(project, torchrun_project_dir=str(copy))
+    ok(playbook("setup", image, other, "--tags", "launcher"))
+    out = " ".join(playbook("launch", image, other).stdout.split())
+    assert "node1: /opt/torchrun/venv in %s does not hold what" % image["torchrun_image"] in out, out[-3000:]
+    assert "tabulate==0.8.10 (0.9.0 installed)" in out and "build torchrun_image with it" in out, out[-3000:]
+    ok(playbook("setup", image, None, "--tags", "launcher"))  # the slow job again, for the tests below
 
 
 def test_a_node_with_another_image_is_named_and_nothing_starts(cluster, image):

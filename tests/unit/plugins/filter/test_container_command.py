@@ -4,6 +4,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.onprem.torchrun.plugins.filter.container_command import container_command
+from ansible_collections.onprem.torchrun.plugins.filter.container_probe import container_probe
 
 SPEC = {"runtime": "podman", "image": "localhost/torchrun-sandbox:1", "job": "train", "uid": 990, "gid": 985,
         "workdir": "/var/lib/torchrun/train", "write_paths": ["/var/lib/torchrun/train", "/srv/shared/train"],
@@ -28,6 +29,7 @@ def test_torchrun_runs_in_the_image_with_the_hosts_network_as_the_jobs_user():
     # Nothing that would give the job more than its user has on the host.
     assert not [f for f in flags if f.startswith(("--privileged", "--cap-add", "--device", "--pid", "--userns", "--security-opt=label=disable"))]
     assert found["remove"] == ["/usr/bin/podman", "rm", "--force", "--ignore", "torchrun-train"]
+
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -59,3 +61,14 @@ def test_image_references_a_site_uses_are_taken(image):
 def test_an_empty_command_is_refused():
     with pytest.raises(AnsibleFilterError, match="command must be torchrun's argv"):
         container_command(SPEC, [])
+
+
+def test_a_check_in_the_image_reads_only_as_nobody_without_network_and_the_host_needs_none():
+    assert container_probe({"runtime": "podman", "image": "localhost/torchrun-sandbox:1"}) == [
+        "/usr/bin/podman", "run", "--rm", "--log-driver=none", "--network=none", "--pull=never", "--user=65534:65534", "--cap-drop=all",
+        "--security-opt=no-new-privileges", "--read-only", "localhost/torchrun-sandbox:1"]
+    assert container_probe({"runtime": "host", "image": ""}) == []
+    for spec, message in (({"runtime": "docker", "image": "x"}, "not host or one of podman"),
+                          ({"runtime": "podman", "image": "--privileged"}, "not an image reference"), ("podman", "needs a dict")):
+        with pytest.raises(AnsibleFilterError, match=message):
+            container_probe(spec)

@@ -6,6 +6,7 @@ import platform
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 
 from ansible_collections.onprem.torchrun.plugins.modules import stack_info
 
@@ -79,3 +80,27 @@ def test_venv_probe_reads_torch_builds_without_importing_torch(tmp_path):
     fake_torch(tmp_path / "cpu", None)
     assert {k: v for k, v in probe(tmp_path / "cpu").items() if k.startswith("torch")} == {
         "torch": "2.13.0+cpu", "torch_cuda": "none", "torch_nccl": "none"}
+
+
+COLLECTIONS = Path(__file__).resolve().parents[4] / "collections"  # ansible_collections.onprem.torchrun is a link to the checkout
+
+
+def run_module(tmp_path, params):
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": params}))
+    env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
+    proc = subprocess.run([sys.executable, "-m", "ansible_collections.onprem.torchrun.plugins.modules.stack_info", str(args)],
+                          capture_output=True, text=True, env=env, check=False, timeout=60)
+    return json.loads(proc.stdout)
+
+
+def test_a_runner_asks_the_venv_where_it_is_and_a_failing_one_is_named(tmp_path):
+    # A job in its image: the venv's path is the image's, run through the runner (here env, as podman run would).
+    site = tmp_path / "image-site"
+    fake_torch(site, None)
+    result = run_module(tmp_path, {"venv": sys.prefix, "runner": ["/usr/bin/env", "PYTHONPATH=%s" % site], "packages": []})
+    assert result["versions"]["torch"] == "2.13.0+cpu" and result["versions"]["python"] == platform.python_version(), result
+    # A venv path that is not on the node is still asked through the runner; a runner that fails names the image.
+    failed = run_module(tmp_path, {"venv": "/opt/in-image/venv", "runner": ["/bin/false", "localhost/img:1"]})
+    assert failed["failed"] and failed["msg"] == ("/opt/in-image/venv/bin/python in localhost/img:1 could not report its packages; "
+                                                  "is the venv broken or the image missing?")
