@@ -37,6 +37,10 @@ options:
         description: torchrun_job; the container is C(torchrun-<job>), as its unit.
         type: str
         required: true
+      purpose:
+        description: Another run of the image for the job (C(healthcheck)) is C(torchrun-<job>-<purpose>).
+        type: str
+        default: ""
       uid:
         description: The job's user id on the node.
         type: int
@@ -122,7 +126,10 @@ def container_command(spec, command):
     job = str(spec.get("job") or "")
     if not re.match(r"\A[a-z][a-z0-9-]*\Z", job):
         raise AnsibleFilterError("container_command: job %r is not a job name" % job)
-    name = container_name(job)
+    purpose = str(spec.get("purpose") or "")
+    if purpose and not re.match(r"\A[a-z]+\Z", purpose):
+        raise AnsibleFilterError("container_command: purpose %r is not a lowercase word" % purpose)
+    name = container_name(job, purpose)
     try:
         uid, gid = int(spec["uid"]), int(spec["gid"])
     except (KeyError, TypeError, ValueError) as err:

@@ -23,9 +23,10 @@ IMAGE_REFERENCE = re.compile(r"\A[a-z0-9][a-z0-9._-]*(?::[0-9]+)?(?:/[a-z0-9][a-
 CONTAINER_RUNTIMES = {"podman": "/usr/bin/podman"}
 
 
-def container_name(job):
-    """The name of a job's container (torchrun_runtime): its unit's, without .service."""
-    return "torchrun-%s" % job
+def container_name(job, purpose=""):
+    """The name of a job's container (torchrun_runtime): its unit's, without .service; another run
+    of the image for the job (its health check) adds what it is for."""
+    return "torchrun-%s" % job + ("-" + purpose if purpose else "")
 
 
 RANK_LINE_TEMPLATE = "[rank${rank}]: "

@@ -63,6 +63,16 @@ def test_setup_installs_podman_and_the_image_and_a_second_run_changes_nothing(cl
         assert re.search(r"^\s*- '?%s\s.*2\.13\.0\+cpu.*2\.6\.6" % node, report, re.M), report[-3000:]
 
 
+def test_the_health_check_measures_in_the_image(cluster, image, tmp_path):
+    report = tmp_path / "healthcheck.json"
+    small = {"healthcheck_max_bytes": 4 << 20, "healthcheck_pair_bytes": 4 << 20, "healthcheck_iters": 5, "healthcheck_warmup": 1}
+    out = " ".join(ok(playbook("healthcheck", image, dict(small, healthcheck_report=str(report)))).split())
+    assert "health check: PASS (gloo, 4 processes on 2 nodes" in out, out[-3000:]
+    assert json.loads(report.read_text())["status"] == "pass"
+    for node in ("node1", "node2"):
+        assert on(node, "podman ps --all --format '{{.Names}}'").stdout.strip() == ""  # the check's container is gone
+
+
 def test_the_job_trains_in_its_image_as_its_user_with_the_inventorys_ranks(cluster, image):
     ok(playbook("launch", image, {"job_wait": False}))
     assert wait_for(lambda: re.search(r"\] epoch [0-9]+/300", current_log("node1")), 180) is not None

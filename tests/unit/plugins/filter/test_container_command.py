@@ -42,6 +42,7 @@ def test_torchrun_runs_in_the_image_with_the_hosts_network_as_the_jobs_user():
     ({"gid": 0}, "never runs as root"),
     ({"uid": "abc"}, "uid and gid must be numbers"),
     ({"job": "--rm"}, "job '--rm' is not a job name"),
+    ({"purpose": "Health check"}, "purpose 'Health check' is not a lowercase word"),
     ({"write_paths": ["/var/lib/torchrun/train", "/srv/a:b"]}, "not an absolute path without spaces, commas or colons"),
     ({"read_paths": ["data"]}, "read_paths holds 'data'"),
     ({"read_paths": "/data"}, "read_paths must be a list"),
@@ -72,3 +73,8 @@ def test_a_check_in_the_image_reads_only_as_nobody_without_network_and_the_host_
                           ({"runtime": "podman", "image": "--privileged"}, "not an image reference"), ("podman", "needs a dict")):
         with pytest.raises(AnsibleFilterError, match=message):
             container_probe(spec)
+
+
+def test_the_health_check_runs_in_a_container_of_its_own():
+    found = container_command(dict(SPEC, purpose="healthcheck"), TORCHRUN)
+    assert "--name=torchrun-train-healthcheck" in found["argv"] and found["remove"][-1] == "torchrun-train-healthcheck"
