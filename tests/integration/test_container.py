@@ -57,6 +57,8 @@ def test_setup_installs_podman_and_the_image_and_a_second_run_changes_nothing(cl
         assert len(ids) == 1 and len(ids[0]) == 64, ids
     again = ok(playbook("setup", image))
     assert harness.recap_changed(again, "node1") == 0 and harness.recap_changed(again, "node2") == 0, again[-3000:]
+    checked = ok(playbook("setup", image, None, "--check", "--diff"))
+    assert harness.recap_changed(checked, "node1") == 0 and harness.recap_changed(checked, "node2") == 0, checked[-3000:]
     # The drift report reads torch and Lightning from the image's venv (the host has none).
     report = ok(playbook("report", image))
     for node in ("node1", "node2"):
