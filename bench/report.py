@@ -53,7 +53,8 @@ def markdown(run: dict, results: list[dict]) -> str:
         lines += ["", "## Bandwidth", "",
                   "node1-node2, GB/s per run: health check %s; raw all_reduce loop %s; iperf3 (one TCP stream) %s, median %.3f GB/s."
                   % (details["ours_runs"], details["baseline_runs"], details["iperf3_runs"], details["iperf3_gbps"])]
-    for key, title in (("relaunch", "Slowest tasks of launch.yml"), ("cold", "Slowest tasks of the cold train.yml")):
+    for key, title in (("relaunch", "Slowest tasks of launch.yml"), ("edit_to_train", "Slowest tasks of train.yml after an edit"),
+                       ("cold", "Slowest tasks of the cold train.yml")):
         if key in by_key:
             details = by_key[key]["details"]
             if "parts" in details:

@@ -6,7 +6,7 @@ target (docs/benchmarks/README.md says what each measures and what was learnt). 
 docs/benchmarks/results.md (a table), results.json, benchmarks.png and cost-model.md (bench/model.py). Needs root; boots and
 tears down sandboxes of up to 16 nodes; about 40 minutes on 2 cores.
 
-    .venv/bin/python bench/run.py [--only scale,relaunch,bandwidth,cold] [--sizes 2,4,8,16] [--repeat 3]
+    .venv/bin/python bench/run.py [--only scale,relaunch,edit_to_train,bandwidth,cold] [--sizes 2,4,8,16] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ from pathlib import Path
 
 import bandwidth
 import cold
+import edit
 import model
 import relaunch
 import report
 import scale
 from common import ROOT, BenchError, log, sandbox
 
-BENCHMARKS = ("scale", "relaunch", "bandwidth", "cold")  # scale first: it makes the seed layer the next two boot on
+BENCHMARKS = ("scale", "relaunch", "edit_to_train", "bandwidth", "cold")  # scale first: it makes the seed layer the next two boot on
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
                 results += scale.run(sizes, args.repeat)
             elif name == "relaunch":
                 results += relaunch.run(args.repeat)
+            elif name == "edit_to_train":
+                results += edit.run(args.repeat)
             elif name == "bandwidth":
                 results += bandwidth.run(args.repeat)
             else:

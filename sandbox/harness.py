@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -75,6 +76,11 @@ def cluster(nodes: int, seed: bool = False, nvidia_repo: bool = False):
 def on(node: str, command: str, timeout: int = 120) -> subprocess.CompletedProcess:
     """A shell command on a node over the sandbox's SSH (never raises on a non-zero exit)."""
     return subprocess.run(sandbox.ssh_command(node) + [command], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def as_job(node: str, command: str, user: str = "torchrun-train") -> subprocess.CompletedProcess:
+    """A command as the job's user: the shared storage squashes root (sandbox/squashfs.py), as NFS does."""
+    return on(node, "runuser -u %s -- sh -c %s" % (user, shlex.quote(command)))
 
 
 def ok(proc: subprocess.CompletedProcess, units: tuple[str, ...] = ("torchrun-train.service",),

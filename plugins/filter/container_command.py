@@ -63,6 +63,21 @@ options:
         type: list
         elements: str
         default: []
+      gpus:
+        description:
+          - The GPUs the container gets, as CDI devices of the NVIDIA container toolkit's
+            specification (C(nvidia.com/gpu=<index or UUID>)); C([all]) for every GPU of the node, empty
+            for none (a cpu job). A subset is numbered from 0 inside, so C(CUDA_VISIBLE_DEVICES) there
+            names 0 to n-1, in the host's order.
+        type: list
+        elements: str
+        default: []
+      rdma:
+        description:
+          - The RDMA devices (C(/dev/infiniband)) and an unlimited C(memlock), which the verbs need to
+            register memory (the unit's fabric drop-in for a job on the host).
+        type: bool
+        default: false
   command:
     description: torchrun's argv and the script's, as the host would run them.
     type: list
@@ -100,6 +115,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.onprem.torchrun.plugins.module_utils.contract import CONTAINER_RUNTIMES as RUNTIMES, IMAGE_REFERENCE as IMAGE, container_name
 
 PATH = re.compile(r"\A/[^\s,:]*\Z")
+GPU = re.compile(r"\A(all|[0-9]+|(GPU|MIG)-[0-9A-Za-z/-]+)\Z")
 
 
 def _paths(spec, key):
@@ -142,12 +158,23 @@ def container_command(spec, command):
         raise AnsibleFilterError("container_command: the working directory %r must be one of write_paths %r" % (workdir, writes))
     if not isinstance(command, (list, tuple)) or not command:
         raise AnsibleFilterError("container_command: command must be torchrun's argv, got %r" % (command,))
+    gpus = spec.get("gpus") or []
+    if isinstance(gpus, str) or not isinstance(gpus, (list, tuple)) or not all(isinstance(g, (str, int)) and GPU.match(str(g)) for g in gpus):
+        raise AnsibleFilterError("container_command: gpus must be a list of GPU indices or UUIDs, or [all], got %r" % (gpus,))
+    gpus = [str(gpu) for gpu in gpus]
+    if "all" in gpus and len(gpus) > 1:
+        raise AnsibleFilterError("container_command: gpus is either [all] or a list of GPUs, got %r" % (gpus,))
     binary = RUNTIMES[runtime]
     argv = [binary, "run", "--rm", "--replace", "--name=" + name, "--init", "--pull=never", "--log-driver=none",
             "--network=host", "--ipc=host", "--uts=host", "--user=%d:%d" % (uid, gid), "--cap-drop=all",
             "--security-opt=no-new-privileges", "--read-only", "--umask=0027", "--env-host", "--workdir=" + workdir]
     argv += ["--volume=%s:%s:rw" % (path, path) for path in writes]
     argv += ["--volume=%s:%s:ro" % (path, path) for path in reads]
+    argv += ["--device=nvidia.com/gpu=%s" % gpu for gpu in gpus]
+    if gpus and gpus != ["all"]:  # after --env-host: inside, the subset is GPUs 0 to n-1
+        argv.append("--env=CUDA_VISIBLE_DEVICES=%s" % ",".join(str(i) for i in range(len(gpus))))
+    if spec.get("rdma"):
+        argv += ["--device=/dev/infiniband", "--ulimit=memlock=-1:-1"]
     return {"argv": argv + [image] + [str(arg) for arg in command], "remove": [binary, "rm", "--force", "--ignore", name]}
 
 

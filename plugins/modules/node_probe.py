@@ -144,6 +144,14 @@ gpu_ids:
   type: list
   elements: str
   sample: ["0x2335", "0x2335"]
+cdi_gpus:
+  description:
+    - The GPU devices (C(nvidia.com/gpu=<name>)) the node's CDI specifications in /etc/cdi and /var/run/cdi
+      name - indices, UUIDs and C(all) - which a job in its image gets its GPUs through; empty without one.
+  returned: always
+  type: list
+  elements: str
+  sample: ["0", "1", "all"]
 secure_boot:
   description:
     - The node's Secure Boot state - C(enabled), C(disabled) or C(unknown) - from C(mokutil --sb-state) where
@@ -264,7 +272,7 @@ import re
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.onprem.torchrun.plugins.module_utils import fabric, firmware, pcie, ports, project
+from ansible_collections.onprem.torchrun.plugins.module_utils import cdi, fabric, firmware, pcie, ports, project
 from ansible_collections.onprem.torchrun.plugins.module_utils.contract import RANK_VARIABLES
 from ansible_collections.onprem.torchrun.plugins.module_utils.sockets import listeners, read, read_ephemeral
 
@@ -544,6 +552,7 @@ def main() -> None:
         ephemeral=read_ephemeral(),
         gpus=len(gpu_devices),
         gpu_ids=[pcie.device_id(name) for name in gpu_devices],
+        cdi_gpus=cdi.gpu_devices(),
         secure_boot=firmware.secure_boot(module),
         nvswitches=pci_count(NVSWITCH_CLASSES),
         fabric=fabric.read(),

@@ -10,7 +10,7 @@ import contextlib
 import json
 import os
 import re
-import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -54,9 +54,7 @@ on = harness.on
 recap_changed = harness.recap_changed
 
 
-def as_job(node, command):
-    """A command as the job's user: the shared storage squashes root (sandbox/squashfs.py), as NFS does."""
-    return on(node, "runuser -u torchrun-train -- sh -c %s" % shlex.quote(command))
+as_job = harness.as_job
 
 
 def prop(node, name):
@@ -418,15 +416,28 @@ def test_with_c10d_a_shell_user_on_a_peer_node_cannot_reach_the_workers_store(cl
         install()
 
 
-def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and_an_edited_copy_is_named(cluster):
+def setup_play(out):
+    """train.yml's setup play, from its output."""
+    play = out[out.index("PLAY [Set up the training cluster]"):]
+    return play[:play.index("PLAY [", 1)]
+
+
+def setup_roles_run(out):
+    """The setup roles whose tasks ran in train.yml's setup play (the checks and the contract role aside)."""
+    return set(re.findall(r"TASK \[onprem\.torchrun\.(nvidia|pytorch|firewall|connectivity|launcher) : ", setup_play(out)))
+
+
+def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and_an_edited_copy_is_named(cluster, tmp_path):
     # A user's package (modules, a config, a data folder left out), run with python -m, with standard
     # Lightning checkpointing: ModelCheckpoint saves on global rank 0 only, ckpt_path="last". On shared
     # storage every rank resumes from that file when the job is relaunched for more epochs (on
     # node-local disks node2 would start over and the ranks would hang). It writes ~/.cache and a
     # folder it was given (torchrun_write_paths), and nothing else. Its requirements file (a package the
-    # cluster's stack lacks) is installed on every node. Then a file edited on node2 alone is named, a
+    # cluster's stack lacks) is installed on every node. train.yml after an edit runs no setup role whose
+    # inputs are unchanged and copies the edited file. Then a file edited on node2 alone is named, a
     # requirement missing on node2 is named, one missing everywhere is named, and nothing starts.
-    project = PROJECT
+    project = str(tmp_path / "project")
+    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("__pycache__"))
     copy = "/opt/torchrun/jobs/train/project"
     for node in ("node1", "node2"):
         on(node, "install -d -o torchrun-train -g torchrun-train -m 0750 /srv/outputs")
@@ -445,6 +456,21 @@ def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and
             assert "width=12 home=/var/lib/torchrun/train " in line, line
             assert "home-cache=ok xdg-cache=ok outputs=ok system=refused (Read-only file system) tabulate=0.9.0" in line, line
         assert on("node2", "ls /srv/outputs").stdout.split() == ["rank2.txt", "rank3.txt"]
+        # train.yml again, nothing changed: no setup role runs (each role's inputs are as on its last run).
+        out = ok(playbook("train", job))
+        assert setup_roles_run(out) == set() and "success on every node" in out, setup_play(out)[-6000:]
+        # A line of the project edited and a connectivity setting changed: the connectivity check runs
+        # again, the launcher's project copy alone (its changed file), and the job trains the new code.
+        with open(project + "/trainer/model.py", "a") as model:
+            model.write("# edited on the controller\n")
+        out = ok(playbook("train", dict(job, connectivity_timeout=4)))
+        assert setup_roles_run(out) == {"connectivity", "launcher"}, setup_play(out)[-6000:]
+        launcher = re.findall(r"TASK \[onprem\.torchrun\.launcher : ([^\]]+)\]", out[:out.index("PLAY [Launch the torchrun job]")])
+        assert launcher == ["Install rsync, which copies the project (bounded)", "Copy the project to the node (deletions carried over)",
+                            "Check that the training script exists on the node", "Refuse a missing training script",
+                            "Remove a project copy no longer wanted"], launcher
+        assert "success on every node" in out, out[-3000:]
+        assert on("node2", "tail -1 %s/trainer/model.py" % copy).stdout.strip() == "# edited on the controller"
         # An edit made on one node is named before any unit starts.
         on("node2", "echo '# edited here' >> %s/trainer/model.py" % copy)
         since = on("node1", "date +%s").stdout.strip()

@@ -29,10 +29,12 @@ def runtime(c: Cluster) -> list[Problem]:
     elif not IMAGE_REFERENCE.match(image):
         found.append(problem(host, "torchrun_image", "torchrun_image=%s is not an image reference: lowercase "
                                                      "[registry[:port]/]path[:tag][@sha256:digest], no spaces" % shown(image)))
-    if c.cluster("torchrun_accelerator") == "cuda":
-        found.append(problem(host, "torchrun_runtime", "torchrun_runtime=%s runs cpu jobs only for now: GPUs in the container need the "
-                                                       "NVIDIA container toolkit's CDI specification, which the collection does not set up "
-                                                       "yet; use torchrun_runtime=host for cuda jobs" % kind))
+    if c.cluster("torchrun_accelerator") == "cuda" and c.cluster("torchrun_fabric", "auto") == "auto":
+        # The container's devices are fixed when its unit is written, not found at each start.
+        found.append(problem(host, "torchrun_fabric", "torchrun_runtime=%s with torchrun_accelerator=cuda needs torchrun_fabric=rdma "
+                                                      "(the container gets /dev/infiniband and an unlimited memlock) or socket "
+                                                      "(NCCL over TCP), not auto" % kind))
+    found += cdi_gpus(c, kind)
     if archive:
         bad = absolute_path(host, "torchrun_image_archive", archive)
         if bad:
@@ -41,4 +43,29 @@ def runtime(c: Cluster) -> list[Problem]:
             found.append(Problem("controller", "torchrun_image_archive", "controller: torchrun_image_archive=%s is not a file on the "
                                                                          "controller; give the image's podman save or docker save "
                                                                          "archive, or leave it empty to pull torchrun_image" % archive))
+    return found
+
+
+def cdi_gpus(c: Cluster, kind: str) -> list[Problem]:
+    """A cuda job in its image gets its GPUs as CDI devices: each node's specification names them (node stage)."""
+    if c.cluster("torchrun_accelerator") != "cuda" or c.facts is None:
+        return []
+    found = []
+    for node in c.hosts:
+        facts = c.node_facts(node)
+        if facts is None or "cdi_gpus" not in facts:
+            continue
+        have = [str(name) for name in facts["cdi_gpus"] or []]
+        wanted = [str(gpu) for gpu in c.get(node, "torchrun_gpus", []) or []] or ["all"]
+        fix = ("install the NVIDIA container toolkit (nvidia-container-toolkit) and run "
+               "`nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml` on the node (again after a driver upgrade)")
+        if not have:
+            found.append(problem(node, "torchrun_runtime", "%s: torchrun_runtime=%s gives the container its GPUs as CDI devices "
+                                                           "(nvidia.com/gpu), but no CDI specification in /etc/cdi or /var/run/cdi "
+                                                           "names any; %s" % (node, kind, fix)))
+            continue
+        missing = [gpu for gpu in wanted if gpu not in have]
+        if missing:
+            found.append(problem(node, "torchrun_gpus", "%s: the node's CDI specification has no nvidia.com/gpu=%s (it names %s); "
+                                                        "%s" % (node, ",".join(missing), ", ".join(have), fix)))
     return found

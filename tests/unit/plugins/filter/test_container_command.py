@@ -78,3 +78,31 @@ def test_a_check_in_the_image_reads_only_as_nobody_without_network_and_the_host_
 def test_the_health_check_runs_in_a_container_of_its_own():
     found = container_command(dict(SPEC, purpose="healthcheck"), TORCHRUN)
     assert "--name=torchrun-train-healthcheck" in found["argv"] and found["remove"][-1] == "torchrun-train-healthcheck"
+
+
+@pytest.mark.parametrize(("gpus", "devices", "visible"), [
+    (["all"], ["--device=nvidia.com/gpu=all"], None),  # every GPU, numbered as on the host
+    (["2", "3"], ["--device=nvidia.com/gpu=2", "--device=nvidia.com/gpu=3"], "--env=CUDA_VISIBLE_DEVICES=0,1"),
+    (["GPU-8d3a-11"], ["--device=nvidia.com/gpu=GPU-8d3a-11"], "--env=CUDA_VISIBLE_DEVICES=0"),
+    ([], [], None),  # a cpu job: no device at all
+])
+def test_the_jobs_gpus_are_cdi_devices_numbered_from_0_inside(gpus, devices, visible):
+    argv = container_command(dict(SPEC, gpus=gpus), TORCHRUN)["argv"]
+    flags = argv[2:argv.index("localhost/torchrun-sandbox:1")]
+    assert [f for f in flags if f.startswith("--device")] == devices
+    assert [f for f in flags if f.startswith("--env=")] == ([visible] if visible else [])
+    if visible:  # after --env-host, so it wins over the host's CUDA_VISIBLE_DEVICES of the environment file
+        assert flags.index(visible) > flags.index("--env-host")
+
+
+def test_rdma_gives_the_infiniband_devices_and_an_unlimited_memlock():
+    argv = container_command(dict(SPEC, gpus=["all"], rdma=True), TORCHRUN)["argv"]
+    flags = argv[2:argv.index("localhost/torchrun-sandbox:1")]
+    assert "--device=/dev/infiniband" in flags and "--ulimit=memlock=-1:-1" in flags
+    assert not [f for f in container_command(SPEC, TORCHRUN)["argv"] if f.startswith("--ulimit")]
+
+
+@pytest.mark.parametrize("gpus", ["all", ["all", "0"], ["0 --privileged"], [{"index": 0}], ["/dev/nvidia0"]])
+def test_a_gpu_list_that_is_not_one_is_refused(gpus):
+    with pytest.raises(AnsibleFilterError, match="gpus"):
+        container_command(dict(SPEC, gpus=gpus), TORCHRUN)

@@ -1,0 +1,111 @@
+# Copyright: onprem.torchrun developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin for onprem.torchrun.setup_plan: which setup roles' inputs changed on a node."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+
+from ansible.plugins.action import ActionBase
+from ansible_collections.onprem.torchrun.plugins.plugin_utils import fingerprint
+from ansible_collections.onprem.torchrun.plugins.plugin_utils.checks.build import load_roles, trusted
+from ansible_collections.onprem.torchrun.plugins.plugin_utils.checks.core import SECRETS
+
+ROOT = str(Path(__file__).resolve().parents[2])
+ROLES = os.path.join(ROOT, "roles")
+# The contract role's place facts (tasks/main.yml): the hosts, the node's rank and address, the master.
+PLACE_FACTS = ("__torchrun_hosts", "__torchrun_nnodes", "__torchrun_nnodes_arg", "__torchrun_node_rank",
+               "__torchrun_addresses", "__torchrun_address", "__torchrun_master", "__torchrun_master_addr")
+# The name under which a role's own files count among its inputs.
+FILES = "(the collection's files)"
+_CACHE: dict = {}
+
+
+def lazy_variables(load) -> dict:
+    """Every role's vars/main.yml, merged (the collection keeps each name to one role)."""
+    found = {}
+    for role in sorted(os.listdir(ROLES)):
+        path = os.path.join(ROLES, role, "vars", "main.yml")
+        if os.path.isfile(path):
+            found.update(load(path) or {})
+    return found
+
+
+def collection(load) -> dict:
+    """What the plan reads of the collection's files, once per controller process."""
+    if not _CACHE:
+        specs, defaults = load_roles(ROLES, load)
+        lazy = lazy_variables(load)
+        _CACHE.update(specs=specs, defaults=defaults, lazy=trusted(lazy),
+                      lazy_text={name: json.dumps(value) for name, value in lazy.items()},
+                      roles={})
+    return _CACHE
+
+
+class ActionModule(ActionBase):
+    """Digests of each role's inputs for this host, and the digests its node kept (one read)."""
+
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("roles", "path", "extra"))
+
+    def role(self, data: dict, role: str) -> tuple[set, str]:
+        if role not in data["roles"]:
+            known = set(data["specs"]) | set(PLACE_FACTS) | set(fingerprint.CONNECTION)
+            names = fingerprint.role_names(fingerprint.role_texts(ROOT, role), known, data["lazy_text"])
+            files = fingerprint.files_digest(fingerprint.role_files(ROOT, role), ROOT)
+            data["roles"][role] = (names, files)
+        return data["roles"][role]
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        _args, params = self.validate_argument_spec(argument_spec={
+            "roles": {"type": "list", "elements": "str", "required": True},
+            "path": {"type": "path", "required": True},
+            "extra": {"type": "dict", "default": {}},
+        })
+        unknown = [role for role in params["roles"] if not os.path.isdir(os.path.join(ROLES, role))]
+        if unknown:
+            result.update(failed=True, msg="setup_plan: no role %s in the collection" % ", ".join(unknown))
+            return result
+        data = collection(self._loader.load_from_file)
+        # The role defaults, the host's own values over them, the lazy variables over both: as a role's task sees them.
+        merged = dict(data["defaults"])
+        merged.update(task_vars)
+        merged.update(data["lazy"])
+        merged["vars"] = merged  # the port model reads the settings as `vars`, as in a role's task
+        templar = self._templar.copy_with_new_env(available_variables=merged)
+
+        def render(name):
+            if name not in merged:
+                raise KeyError(name)
+            return templar.template(merged[name])
+
+        digests, inputs = {}, {}
+        for role in params["roles"]:
+            names, files = self.role(data, role)
+            values = fingerprint.values_of(names, render, data["lazy_text"])
+            digests[role] = fingerprint.digest(values, files)
+            inputs[role] = dict(fingerprint.input_digests(values, SECRETS), **{FILES: files[:16]})
+        for name, value in params["extra"].items():  # inputs the play computes (the project's hash)
+            digests[name] = fingerprint.digest({name: value}, "")
+            inputs[name] = {}
+        read = self._execute_module(module_name="ansible.builtin.slurp", module_args={"src": params["path"]},
+                                    task_vars=task_vars)
+        kept, exists = {}, not read.get("failed")
+        if exists:
+            try:
+                kept = json.loads(base64.b64decode(read["content"]))
+            except ValueError:
+                kept = {}  # unreadable: every role runs, and the file is written again
+        kept = {key: value for key, value in kept.items() if isinstance(value, dict) and isinstance(value.get("digest"), str)} \
+            if isinstance(kept, dict) else {}
+        unchanged = sorted(key for key, value in digests.items() if kept.get(key, {}).get("digest") == value)
+        # Why each other role runs: the inputs whose values changed (a secret's change shows as none).
+        why = {key: fingerprint.changed_inputs(inputs[key], kept[key].get("inputs") or {}) if key in kept else ["(no digest kept)"]
+               for key in digests if key not in unchanged}
+        result.update(changed=False, fingerprints={key: {"digest": digests[key], "inputs": inputs[key]} for key in digests},
+                      stored=kept, exists=exists, unchanged=unchanged, changed_inputs=why)
+        return result
