@@ -35,13 +35,13 @@ options:
     default: {}
 attributes:
   action:
-    description: The digests are computed by an action plugin on the controller.
+    description: The digests are computed on the controller; the node is only read (O(path)).
     support: full
   check_mode:
-    description: Reads only; runs the same in check mode.
+    description: Reads O(path) in check mode as in a run, so C(--check) shows which roles would be skipped.
     support: full
   diff_mode:
-    description: Returns no diff; it changes nothing.
+    description: No diff; the play's task that keeps the digests shows none either (they cover secrets).
     support: none
 """
 

@@ -35,7 +35,8 @@ def role_files(root: str, role: str) -> list[str]:
     for top in (os.path.join(root, "roles", role), os.path.join(root, "roles", "torchrun"), os.path.join(root, "plugins")):
         for folder, dirs, files in os.walk(top):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-            found += [os.path.join(folder, name) for name in sorted(files) if not name.endswith(".pyc")]
+            # Documentation changes nothing a role does on a node.
+            found += [os.path.join(folder, name) for name in sorted(files) if not name.endswith((".pyc", ".md"))]
     return sorted(set(found))
 
 

@@ -386,16 +386,18 @@ def project_job(epochs, **extra):
 
 
 def train_project(job, epochs, start, nodes, setup=("--tags", "pytorch,launcher")):
-    """Set up and launch the project; every rank of ``nodes`` starts at epoch ``start`` and ends at ``epochs``."""
-    ok(playbook("setup", job, *setup))
+    """Set up and launch the project (setup=None: train.yml does both); every rank of ``nodes`` starts at
+    epoch ``start`` and ends at ``epochs``."""
+    if setup is not None:
+        ok(playbook("setup", job, *setup))
     since = on("node1", "date +%s").stdout.strip()
-    out = ok(playbook("launch", job))
+    out = ok(playbook("launch" if setup is not None else "train", job))
     assert "success on every node" in out, out[-3000:]
     logs = "".join(log_since(node, since) for node in nodes)
     ranks = range(2 * len(nodes))
     assert sorted(re.findall(r"rank ([0-9]+) starts at epoch ([0-9]+)", logs)) == [(str(r), str(start)) for r in ranks], logs
     assert sorted(re.findall(r"rank ([0-9]+) ended at epoch ([0-9]+)", logs)) == [(str(r), str(epochs)) for r in ranks], logs
-    return logs
+    return logs, out
 
 
 @pytest.mark.slow  # 43 s: make test-slow (the same rules as the static case, which make test runs; the rendered rules are unit-tested)
@@ -422,6 +424,12 @@ def setup_play(out):
     return play[:play.index("PLAY [", 1)]
 
 
+def why(out):
+    """What train.yml said of each node's setup roles (skipped as unchanged, run again and why), then the play's end."""
+    play = " ".join(setup_play(out).split())
+    return "\n".join(re.findall(r"node[0-9]+: skipped as unchanged: .*?(?=' ok: |' TASK|$)", play)) + "\n...\n" + setup_play(out)[-3000:]
+
+
 def setup_roles_run(out):
     """The setup roles whose tasks ran in train.yml's setup play (the checks and the contract role aside)."""
     return set(re.findall(r"TASK \[onprem\.torchrun\.(nvidia|pytorch|firewall|connectivity|launcher) : ", setup_play(out)))
@@ -443,9 +451,14 @@ def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and
         on(node, "install -d -o torchrun-train -g torchrun-train -m 0750 /srv/outputs")
     as_job("node1", "rm -f %s/*" % CHECKPOINTS)
     try:
-        for epochs, start, tags in ((2, 0, "pytorch,launcher"), (4, 2, "launcher")):  # the requirements once
-            job = project_job(epochs, torchrun_write_paths=["/srv/outputs"], torchrun_env={"OUTPUTS": "/srv/outputs"})
-            logs = train_project(job, epochs, start, ["node1", "node2"], setup=("--tags", tags))
+        # The requirements once; then train.yml, whose setup runs again the launcher alone (the epochs changed).
+        for epochs, start, setup in ((2, 0, ("--tags", "pytorch,launcher")), (4, 2, None)):
+            job = project_job(epochs, torchrun_project_dir=project, torchrun_write_paths=["/srv/outputs"], torchrun_env={"OUTPUTS": "/srv/outputs"})
+            logs, out = train_project(job, epochs, start, ["node1", "node2"], setup=setup)
+        assert setup_roles_run(out) == {"launcher"}, why(out)
+        said = re.search(r"node1: skipped as unchanged: ([a-z, ]+); runs again: launcher \(([^)]*)\)", " ".join(out.split()))
+        assert said and set(said.group(1).split(", ")) == {"pytorch", "firewall", "connectivity"}, why(out)
+        assert "torchrun_script_args" in said.group(2).split(", "), why(out)
         # The copy is the project, root's, without its data folder.
         assert on("node2", "cd %s && find . -type f | sort" % copy).stdout.split() == [
             "./README.md", "./configs/train.cfg", "./requirements.txt", "./trainer/__init__.py", "./trainer/main.py", "./trainer/model.py"]
@@ -458,17 +471,17 @@ def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and
         assert on("node2", "ls /srv/outputs").stdout.split() == ["rank2.txt", "rank3.txt"]
         # train.yml again, nothing changed: no setup role runs (each role's inputs are as on its last run).
         out = ok(playbook("train", job))
-        assert setup_roles_run(out) == set() and "success on every node" in out, setup_play(out)[-6000:]
+        assert setup_roles_run(out) == set() and "success on every node" in out, why(out)
         # A line of the project edited and a connectivity setting changed: the connectivity check runs
         # again, the launcher's project copy alone (its changed file), and the job trains the new code.
         with open(project + "/trainer/model.py", "a") as model:
             model.write("# edited on the controller\n")
         out = ok(playbook("train", dict(job, connectivity_timeout=4)))
-        assert setup_roles_run(out) == {"connectivity", "launcher"}, setup_play(out)[-6000:]
-        launcher = re.findall(r"TASK \[onprem\.torchrun\.launcher : ([^\]]+)\]", out[:out.index("PLAY [Launch the torchrun job]")])
-        assert launcher == ["Install rsync, which copies the project (bounded)", "Copy the project to the node (deletions carried over)",
-                            "Check that the training script exists on the node", "Refuse a missing training script",
-                            "Remove a project copy no longer wanted"], launcher
+        assert setup_roles_run(out) == {"connectivity", "launcher"}, why(out)
+        launcher = set(re.findall(r"TASK \[onprem\.torchrun\.launcher : ([^\]]+)\]", setup_play(out)))
+        script = yaml.safe_load((harness.ROOT / "roles" / "launcher" / "tasks" / "script.yml").read_text())
+        names = {task["name"] for task in script} | {inner["name"] for task in script for inner in task.get("block", [])}
+        assert "Copy the project to the node (deletions carried over)" in launcher and launcher <= names, launcher
         assert "success on every node" in out, out[-3000:]
         assert on("node2", "tail -1 %s/trainer/model.py" % copy).stdout.strip() == "# edited on the controller"
         # An edit made on one node is named before any unit starts.
@@ -480,10 +493,12 @@ def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and
         assert "node2: its copy of the project (%s) differs from torchrun_project_dir=%s" % (copy, project) in text, text[-3000:]
         assert "node1: its copy" not in text
         on("node2", "sed -i '$d' %s/trainer/model.py" % copy)
-        # The project's requirement gone from node2: the stack report before launch names it.
+        # The project's requirement gone from node2: the check of what is installed, before the stack report, names it.
         on("node2", "/opt/torchrun/venv/bin/pip uninstall --quiet --yes tabulate")
         text = " ".join(ok_not(playbook("launch", job)).split())
-        assert "tabulate: node1 0.9.0, node2 none" in text, text[-3000:]
+        assert "node2: /opt/torchrun/venv does not hold what %s/requirements.txt asks for: tabulate==0.9.0 (not installed)" % project in text, \
+            text[-3000:]
+        assert "node1: /opt/torchrun/venv does not hold" not in text
         # Gone from every node (the file changed, setup not run): launch names each node.
         on("node1", "/opt/torchrun/venv/bin/pip uninstall --quiet --yes tabulate")
         text = " ".join(ok_not(playbook("launch", job)).split())

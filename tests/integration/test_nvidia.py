@@ -80,6 +80,7 @@ def test_the_driver_installs_pinned_with_open_modules_loads_reports_and_a_second
     assert too_many.returncode != 0 and "node2: GPU health gate: 1 GPU(s) for 2 processes" in " ".join(too_many.stdout.split())
 
 
+@pytest.mark.slow  # make test-slow: two upgrades and a reboot (the driver plan and the pin are unit-tested: test_nvidia_packages, test_nvidia_render)
 def test_moving_the_pin_upgrades_every_node_names_the_one_left_behind_and_reboots_only_it(two_nodes):
     out = " ".join(passed(setup({"nvidia_driver_branch": "590"})).split())
     for node in ("node1", "node2"):
@@ -95,6 +96,7 @@ def test_moving_the_pin_upgrades_every_node_names_the_one_left_behind_and_reboot
     passed(report({"nvidia_driver_branch": "590"}))
 
 
+@pytest.mark.slow  # make test-slow (the refusal's message is unit-tested; make test keeps the install above)
 def test_a_node_without_gpus_is_refused_by_name(two_nodes):
     # The site's own driver on a node that has none: the role only reads the GPUs, and finds none.
     harness.on("node2", "systemctl stop nvidia-persistenced; rm -f /usr/bin/nvidia-smi")

@@ -82,6 +82,7 @@ def test_second_up_is_a_no_op(one_node):
     assert (sandbox.STATE / "nodes" / "node1" / "pid").read_text() == before
 
 
+@pytest.mark.slow  # make test-slow: the sandbox's own recovery (every other test boots and stops it)
 def test_up_recovers_a_crashed_node(one_node):
     pid = int((sandbox.STATE / "nodes" / "node1" / "pid").read_text())
     orphan = init_of("node1")
@@ -95,6 +96,7 @@ def test_up_recovers_a_crashed_node(one_node):
     assert not Path("/proc/%s" % orphan).exists(), "the crashed node's systemd was left running"
 
 
+@pytest.mark.slow  # make test-slow: the sandbox's own resizing
 def test_up_resizes(one_node):
     out = tool("up", "--nodes", "2")
     assert "started node2" in out

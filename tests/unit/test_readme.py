@@ -12,7 +12,7 @@ spec = importlib.util.spec_from_file_location("catalogue", ROOT / "tools" / "cat
 catalogue = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(catalogue)
 
-KEYS = {"mistake", "sandbox", "vars", "host_vars", "facts", "setup", "cleanup", "message"}
+KEYS = {"mistake", "sandbox", "vars", "host_vars", "facts", "setup", "cleanup", "message", "stage"}
 
 
 def test_readme_table_is_generated_from_the_catalogue():

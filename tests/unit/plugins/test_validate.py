@@ -106,6 +106,16 @@ def test_catalogue_case_is_refused_with_its_message(name):
     assert any(case["message"] in message for message in messages), "case %r:\n%s" % (name, "\n".join(messages))
 
 
+@pytest.mark.parametrize("name", [name for name, case in CASES.items() if case.get("sandbox")])
+def test_a_case_marked_inventory_is_refused_by_the_inventory_stage_alone(name):
+    # stage: inventory moves a sandbox case to make test-slow (tests/integration/test_preflight.py): it must
+    # never need what a node holds, and a case that needs nothing of a node should say so.
+    case = CASES[name]
+    made, found = cluster(case.get("vars"), case.get("host_vars"), None, True)
+    alone = any(case["message"] in p.message for p in found + checks.validate(made))
+    assert alone == (case.get("stage") == "inventory"), "case %r: the inventory stage alone %s it" % (name, "refuses" if alone else "does not refuse")
+
+
 def test_the_sandbox_inventory_passes():
     assert report() == []
 
