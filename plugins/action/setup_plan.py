@@ -4,9 +4,9 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
+import shlex
 from pathlib import Path
 
 from ansible.plugins.action import ActionBase
@@ -19,6 +19,8 @@ ROLES = os.path.join(ROOT, "roles")
 # The contract role's place facts (tasks/main.yml): the hosts, the node's rank and address, the master.
 PLACE_FACTS = ("__torchrun_hosts", "__torchrun_nnodes", "__torchrun_nnodes_arg", "__torchrun_node_rank",
                "__torchrun_addresses", "__torchrun_address", "__torchrun_master", "__torchrun_master_addr")
+# The key of the node's machine id in the digests file.
+MACHINE = "(machine)"
 # The name under which a role's own files count among its inputs.
 FILES = "(the collection's files)"
 _CACHE: dict = {}
@@ -92,20 +94,24 @@ class ActionModule(ActionBase):
         for name, value in params["extra"].items():  # inputs the play computes (the project's hash)
             digests[name] = fingerprint.digest({name: value}, "")
             inputs[name] = {}
-        read = self._execute_module(module_name="ansible.builtin.slurp", module_args={"src": params["path"]},
-                                    task_vars=task_vars)
-        kept, exists = {}, not read.get("failed")
-        if exists:
-            try:
-                kept = json.loads(base64.b64decode(read["content"]))
-            except ValueError:
-                kept = {}  # unreadable: every role runs, and the file is written again
-        kept = {key: value for key, value in kept.items() if isinstance(value, dict) and isinstance(value.get("digest"), str)} \
-            if isinstance(kept, dict) else {}
+        # One command: the node's machine id, then the digests it kept. Digests kept under another machine
+        # id came with a cloned disk or image, not from a run on this node: they count as none.
+        read = self._low_level_execute_command("cat /etc/machine-id; cat %s" % shlex.quote(params["path"]), sudoable=True)
+        lines = (read.get("stdout") or "").split("\n", 1)
+        machine = lines[0].strip()
+        kept = {}
+        try:
+            kept = json.loads(lines[1]) if len(lines) > 1 and lines[1].strip() else {}
+        except ValueError:
+            kept = {}  # unreadable: every role runs, and the file is written again
+        exists = bool(kept)
+        if not isinstance(kept, dict) or not machine or kept.get(MACHINE) != machine:
+            kept = {}
+        kept = {key: value for key, value in kept.items() if isinstance(value, dict) and isinstance(value.get("digest"), str)}
         unchanged = sorted(key for key, value in digests.items() if kept.get(key, {}).get("digest") == value)
         # Why each other role runs: the inputs whose values changed (a secret's change shows as none).
         why = {key: fingerprint.changed_inputs(inputs[key], kept[key].get("inputs") or {}) if key in kept else ["(no digest kept)"]
                for key in digests if key not in unchanged}
         result.update(changed=False, fingerprints={key: {"digest": digests[key], "inputs": inputs[key]} for key in digests},
-                      stored=kept, exists=exists, unchanged=unchanged, changed_inputs=why)
+                      stored=dict(kept, **{MACHINE: machine}), exists=exists, unchanged=unchanged, changed_inputs=why)
         return result

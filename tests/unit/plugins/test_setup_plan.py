@@ -138,7 +138,7 @@ def test_the_action_digests_what_each_role_reads_and_reads_back_what_the_node_ke
         return json.loads((tmp_path / "node1.json").read_text()), json.loads((tmp_path / "node2.json").read_text())
 
     first, other = plan(VARIANTS)
-    assert first["same"]["exists"] is False and first["same"]["stored"] == {} and first["same"]["unchanged"] == []
+    assert first["same"]["exists"] is False and set(first["same"]["stored"]) == {"(machine)"} and first["same"]["unchanged"] == []
     assert first["same"]["changed_inputs"]["firewall"] == ["(no digest kept)"]
     found = first["same"]["fingerprints"]
     digests = {role: found[role]["digest"] for role in found}
@@ -154,12 +154,20 @@ def test_the_action_digests_what_each_role_reads_and_reads_back_what_the_node_ke
     # What the node kept is read back: the unchanged roles are named, and for the others what changed.
     kept = dict(found, launcher=dict(found["launcher"], digest="old",
                                      inputs=dict(found["launcher"]["inputs"], torchrun_script_args="0" * 16)))
-    (tmp_path / "kept.json").write_text(json.dumps(kept))
+    machine = first["same"]["stored"]["(machine)"]
+    if not Path("/etc/machine-id").is_file():
+        pytest.skip("no /etc/machine-id here: the plan trusts no kept digests on such a machine (every role runs)")
+    assert machine == Path("/etc/machine-id").read_text().strip()
+    (tmp_path / "kept.json").write_text(json.dumps(dict(kept, **{"(machine)": machine})))
     again, _ = plan(VARIANTS[:1])
     assert again["same"]["exists"] is True and again["same"]["fingerprints"] == found
     assert again["same"]["unchanged"] == ["connectivity", "firewall", "project"]
     assert again["same"]["changed_inputs"] == {"launcher": ["torchrun_script_args"]}
     # A secret's value is never among the inputs' digests (the role's digest covers it).
     assert "torchrun_secret_env" not in found["launcher"]["inputs"] and "torchrun_job" in found["launcher"]["inputs"]
+    # Digests another machine kept (a cloned disk or image) count as none; so do unreadable ones.
+    (tmp_path / "kept.json").write_text(json.dumps(dict(found, **{"(machine)": "0" * 32})))
+    cloned = plan(VARIANTS[:1])[0]["same"]
+    assert cloned["unchanged"] == [] and cloned["changed_inputs"]["firewall"] == ["(no digest kept)"]
     (tmp_path / "kept.json").write_text("not json")
     assert plan(VARIANTS[:1])[0]["same"]["unchanged"] == []
