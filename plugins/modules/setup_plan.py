@@ -15,8 +15,10 @@ description:
     rendered values of the variables its files name (its options, the contract settings, the lazy
     variables of the roles and what they refer to, the cluster's hosts, addresses and master, the
     connection variables) and the role's, the contract role's and the plugins' files.
-  - Reads the digests the node kept from the last run (one read of O(path), a JSON object of root's)
-    and returns which are unchanged. Writes nothing; the play writes O(path) once its roles ran.
+  - Reads the digests the node kept from the last run (one command reads /etc/machine-id and O(path), a
+    JSON object of root's) and returns which are unchanged. Digests kept under another machine id (a disk
+    or image cloned from a set-up node) count as none. Writes nothing; the play writes O(path) once its
+    roles ran.
   - C(train.yml) skips a setup role whose digest is unchanged (C(setup_skip_unchanged)); C(setup.yml)
     alone runs every role and keeps the digests.
 options:
@@ -63,7 +65,9 @@ fingerprints:
   returned: always
   type: dict
 stored:
-  description: What the node kept from the last run, in the same form (empty when it has none).
+  description:
+    - What the node kept from the last run, in the same form (no role when it has none, or another machine's),
+      and the node's machine id under C((machine)), for the play to keep with the new digests.
   returned: always
   type: dict
 exists:
