@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ansible.plugins.action import ActionBase
 from ansible_collections.onprem.torchrun.plugins.plugin_utils import fingerprint
-from ansible_collections.onprem.torchrun.plugins.plugin_utils.checks.build import load_roles, trusted
+from ansible_collections.onprem.torchrun.plugins.plugin_utils.checks.build import each_role, load_roles, merged, trusted
 from ansible_collections.onprem.torchrun.plugins.plugin_utils.checks.core import SECRETS
 
 ROOT = str(Path(__file__).resolve().parents[2])
@@ -26,24 +26,14 @@ FILES = "(the collection's files)"
 _CACHE: dict = {}
 
 
-def lazy_variables(load) -> dict:
-    """Every role's vars/main.yml, merged (the collection keeps each name to one role)."""
-    found = {}
-    for role in sorted(os.listdir(ROLES)):
-        path = os.path.join(ROLES, role, "vars", "main.yml")
-        if os.path.isfile(path):
-            found.update(load(path) or {})
-    return found
-
-
 def collection(load) -> dict:
     """What the plan reads of the collection's files, once per controller process."""
     if not _CACHE:
         specs, defaults = load_roles(ROLES, load)
-        lazy = lazy_variables(load)
+        lazy = merged(each_role(ROLES, os.path.join("vars", "main.yml"), load))  # every role's lazy variables
         _CACHE.update(specs=specs, defaults=defaults, lazy=trusted(lazy),
                       lazy_text={name: json.dumps(value) for name, value in lazy.items()},
-                      roles={})
+                      shared=fingerprint.files_digest(fingerprint.shared_files(ROOT), ROOT), roles={})
     return _CACHE
 
 
@@ -57,7 +47,7 @@ class ActionModule(ActionBase):
         if role not in data["roles"]:
             known = set(data["specs"]) | set(PLACE_FACTS) | set(fingerprint.CONNECTION)
             names = fingerprint.role_names(fingerprint.role_texts(ROOT, role), known, data["lazy_text"])
-            files = fingerprint.files_digest(fingerprint.role_files(ROOT, role), ROOT)
+            files = fingerprint.combined(fingerprint.files_digest(fingerprint.role_files(ROOT, role), ROOT), data["shared"])
             data["roles"][role] = (names, files)
         return data["roles"][role]
 

@@ -40,48 +40,16 @@ _value:
   type: str
 """
 
-import ipaddress
-import re
-
 from ansible.errors import AnsibleFilterError
-
-# Interfaces that exist on a host but never carry the cluster network.
-NOT_CLUSTER = re.compile(r"^(lo|docker\d*|veth.*|virbr\d*|br-[0-9a-f]+|cni\d*|flannel.*|cali.*|vxlan.*|tun\d*|tap\d*)$")
-
-
-def _addresses(info):
-    ipv4 = info.get("ipv4") or {}
-    if isinstance(ipv4, dict):
-        yield ipv4.get("address")
-    for extra in info.get("ipv4_secondaries") or []:
-        yield extra.get("address")
-    for extra in info.get("ipv6") or []:
-        yield extra.get("address")
+from ansible_collections.onprem.torchrun.plugins.module_utils.interfaces import interface_of
 
 
 def cluster_interface(facts, address):
     """Return the name of the interface that carries ``address``."""
     try:
-        wanted = ipaddress.ip_address(str(address))
-    except ValueError:
-        raise AnsibleFilterError("cluster_interface: %r is not an IP address" % (address,)) from None
-    if wanted.is_loopback:
-        raise AnsibleFilterError("cluster_interface: %s is a loopback address, not a cluster address" % wanted)
-    names = facts.get("interfaces") or []
-    for name in sorted(names):
-        info = facts.get(name.replace("-", "_")) or facts.get(name) or {}
-        for found in _addresses(info):
-            if found and ipaddress.ip_address(found.split("%")[0]) == wanted:
-                device = info.get("device", name)
-                if NOT_CLUSTER.match(device):
-                    raise AnsibleFilterError(
-                        "cluster_interface: %s is on %s, a container or virtual interface, not the cluster network"
-                        % (wanted, device))
-                return device
-    raise AnsibleFilterError(
-        "cluster_interface: no interface of %s carries %s (interfaces: %s)"
-        % (facts.get("hostname", "this host"), wanted, ", ".join(sorted(names)) or "none gathered")
-    )
+        return interface_of(facts, address)
+    except ValueError as error:
+        raise AnsibleFilterError("cluster_interface: %s" % error) from None
 
 
 class FilterModule:

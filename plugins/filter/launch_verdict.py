@@ -10,10 +10,10 @@ author: onprem.torchrun developers (@onprem)
 version_added: 0.2.0
 short_description: What a launch says of every node - stale, not started, never joined, waited
 description:
-  - Takes the play's hosts and hostvars and reads, per node, what the job role's launch registered
-    (each a result of P(onprem.torchrun.job_info#module)) - C(__job_before) (the unit before the
-    launch, with C(stale) when it runs older settings), C(__job_started) (right after the start) and
-    C(__job_join) (after the wait for the ranks) - and returns the verdict. A node that has not got to
+  - Takes the play's hosts and hostvars and reads, per node, what the launch registered - the C(job)
+    of C(__preflight_node) (the unit before the launch as P(onprem.torchrun.node_probe#module) read it,
+    with C(stale) when it runs older settings), C(__job_started) (P(onprem.torchrun.job_start#module) -
+    how the start went) and C(__job_join) (after the wait for the ranks) - and returns the verdict. A node that has not got to
     a step yet counts in none of that step's lists.
   - A unit whose start failed, or that waits to be restarted (C(auto-restart)), did not start.
   - After the wait, a node still active without workers waited in the rendezvous; a node whose unit
@@ -59,6 +59,12 @@ _value:
       description: Nodes whose unit did not start (failed, or waits to restart).
       type: list
       elements: str
+    joining:
+      description:
+        - Nodes that started and had no workers yet when the start reported (still in the rendezvous) - what
+          the wait for the ranks is for; empty when every rank joined within the start's own wait.
+      type: list
+      elements: str
     waited:
       description: Nodes still active without workers after the wait (in the rendezvous).
       type: list
@@ -93,12 +99,13 @@ def launch_verdict(hosts, hostvars, join_timeout=0):
     if not isinstance(hosts, (list, tuple)) or not hasattr(hostvars, "get"):
         raise AnsibleFilterError("launch_verdict: expects the play's hosts (a list) and hostvars")
     hosts = [str(h) for h in hosts]
-    stale = [h for h in hosts if (_result(hostvars, h, "__job_before") or {}).get("stale")]
+    stale = [h for h in hosts if ((_result(hostvars, h, "__preflight_node") or {}).get("job") or {}).get("stale")]
     started = [(h, r) for h in hosts for r in [_result(hostvars, h, "__job_started")] if r is not None and "finished" in r]
     not_started = []
     for host, result in started:
         if (result["finished"] and result.get("result") != "success") or result.get("sub_state") == "auto-restart":
             not_started.append(host)
+    joining = [h for h, r in started if h not in not_started and not r["finished"] and not r.get("workers")]
     joins = [(h, r) for h in hosts for r in [_result(hostvars, h, "__job_join")] if r is not None and "workers" in r and not r["workers"]]
     waited = [h for h, r in joins if not r.get("finished") and r.get("sub_state") != "auto-restart"]
     ended = [(h, r) for h, r in joins if h not in waited]
@@ -110,7 +117,7 @@ def launch_verdict(hosts, hostvars, join_timeout=0):
         said.append("%s waited for %s" % (", ".join(waited), "it" if len(gone) == 1 else "them"))
     elif waited:
         said.append("%s did not join within job_join_timeout=%d s" % (", ".join(waited), int(join_timeout or 0)))
-    return {"stale": stale, "not_started": not_started, "waited": waited, "gone": [h for h, _r in gone], "not_joined": not_joined,
+    return {"stale": stale, "not_started": not_started, "joining": joining, "waited": waited, "gone": [h for h, _r in gone], "not_joined": not_joined,
             "failed": bool(not_started or not_joined), "message": "; ".join(said)}
 
 

@@ -68,50 +68,10 @@ holder:
   sample: {"owner": "alice@controller (Launch the torchrun job)", "since": "2026-12-03T08:10:00Z"}
 """
 
-import json
 import os
-import shutil
-import time
 
 from ansible.module_utils.basic import AnsibleModule
-
-NOTE = "holder.json"
-
-
-def read_note(path: str) -> dict:
-    try:
-        with open(os.path.join(path, NOTE), encoding="utf-8") as handle:
-            note = json.load(handle)
-        return note if isinstance(note, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def take(path: str, token: str, owner: str, check: bool) -> tuple[bool, dict | None]:
-    """(changed, holder): the lock taken (or already this run's), or the other run's note."""
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    if check and not os.path.isdir(path):
-        return True, None
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        note = read_note(path)
-        if note.get("token") == token:
-            return False, None
-        return False, note or {"owner": "an unknown run", "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(os.stat(path).st_mtime))}
-    note = {"token": token, "owner": owner, "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "pid": os.getpid()}
-    with open(os.path.join(path, NOTE + ".tmp"), "w", encoding="utf-8") as handle:
-        json.dump(note, handle)
-    os.replace(os.path.join(path, NOTE + ".tmp"), os.path.join(path, NOTE))
-    return True, None
-
-
-def give_back(path: str, token: str, check: bool) -> bool:
-    if not os.path.isdir(path) or read_note(path).get("token") != token:
-        return False
-    if not check:
-        shutil.rmtree(path)
-    return True
+from ansible_collections.onprem.torchrun.plugins.module_utils.launch_lock import FOLDER, give_back, take
 
 
 def main() -> None:
@@ -121,7 +81,7 @@ def main() -> None:
             "state": {"type": "str", "choices": ["held", "free"], "default": "held"},
             "token": {"type": "str", "required": True, "no_log": False},  # a run id, not a secret
             "owner": {"type": "str", "default": ""},
-            "folder": {"type": "path", "default": "/run/torchrun/locks"},
+            "folder": {"type": "path", "default": FOLDER},
         },
         supports_check_mode=True,
     )

@@ -53,6 +53,17 @@ options:
     type: list
     elements: str
     default: []
+  files:
+    description: Files whose content hash, owner and mode to report in RV(files) (what a launch compares with what its settings install).
+    type: list
+    elements: str
+    default: []
+    version_added: 0.3.0
+  job:
+    description: A job whose unit to read in RV(job) (before a launch - whether it runs, and with older settings). Empty reads none.
+    type: str
+    default: ""
+    version_added: 0.3.0
   user:
     description: An account to read in RV(account). Empty reads none.
     type: str
@@ -65,6 +76,14 @@ options:
     description: The cluster interface, whose firewalld zone RV(firewall_site) reports. Empty skips it.
     type: str
     default: ""
+  address:
+    description:
+      - The node's cluster address, for a run that has not gathered the node's network facts - the module
+        reads the interfaces itself, returns them as network facts (RV(ansible_facts)) and takes the
+        interface that carries O(address) for RV(firewall_site) (O(interface) unset). Empty reads none.
+    type: str
+    default: ""
+    version_added: 0.3.0
   marker:
     description: The comment (GECOS) of accounts the collection created.
     type: str
@@ -133,6 +152,24 @@ listeners:
   type: list
   elements: dict
   sample: [{"port": 22, "address": "0.0.0.0", "process": "sshd", "pid": 210, "unit": "ssh.service", "exe": "/usr/sbin/sshd", "uid": 0}]
+ansible_facts:
+  description:
+    - With O(address) - the node's network interfaces in the shape of the setup module's network facts
+      (C(interfaces), and per interface C(device), C(active), C(mtu), C(macaddress), C(ipv4),
+      C(ipv4_secondaries), C(ipv6)), so a launch finds the cluster interface without gathering facts.
+  returned: when O(address) is set
+  type: dict
+  sample: {"interfaces": ["lo", "eth0"], "eth0": {"device": "eth0", "ipv4": {"address": "10.0.0.11", "prefix": "24"}}}
+files:
+  description: For each of O(files) - whether it is a regular file (C(exists)), its C(sha1), C(owner), C(group) and C(mode); a link is no file.
+  returned: always
+  type: dict
+  sample: {"/etc/torchrun/train.env": {"exists": true, "sha1": "0a4d...", "owner": "root", "group": "torchrun-train", "mode": "0640"}}
+job:
+  description: O(job)'s unit - C(exists), C(state), C(sub_state) and C(stale) as M(onprem.torchrun.job_info) has them; null without O(job).
+  returned: always
+  type: dict
+  sample: {"exists": true, "state": "active", "sub_state": "running", "stale": false}
 gpus:
   description: NVIDIA GPUs (PCI display and 3D controllers of vendor 0x10de) on the node.
   returned: always
@@ -268,11 +305,13 @@ import glob
 import grp
 import os
 import pwd
-import re
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.onprem.torchrun.plugins.module_utils import cdi, fabric, firmware, pcie, ports, project
+from ansible_collections.onprem.torchrun.plugins.module_utils import cdi, fabric, firmware, installed, interfaces, pcie, ports, project, unit_state
+from ansible_collections.onprem.torchrun.plugins.module_utils.envfile import assignments
+from ansible_collections.onprem.torchrun.plugins.module_utils.site_firewall import (declared_tables, firewall_managers, firewall_site,
+                                                                                    nft_tables, ufw_defaults)  # noqa: F401 (ufw_defaults: tests)
 from ansible_collections.onprem.torchrun.plugins.module_utils.contract import RANK_VARIABLES
 from ansible_collections.onprem.torchrun.plugins.module_utils.sockets import listeners, read, read_ephemeral
 
@@ -290,17 +329,6 @@ def gpu_count(devices: str = pcie.PCI_DEVICES) -> int:
     return pci_count(pcie.GPU_CLASSES, devices)
 
 
-def assignments(text: str) -> dict[str, str]:
-    """NAME=value lines (optionally `export`ed, optionally quoted), as /etc/environment holds them."""
-    found = {}
-    for line in text.splitlines():
-        match = re.match(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$", line)
-        if match:
-            value = match.group(2).strip()
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-                value = value[1:-1]
-            found[match.group(1)] = value
-    return found
 
 
 def preset(names: list[str], manager: str, etc_environment: str) -> list[dict]:
@@ -434,14 +462,6 @@ def _parents(path: str) -> list[str]:
     return found
 
 
-TABLE = re.compile(r"^\s*table\s+(ip|ip6|inet|arp|bridge|netdev)\s+([A-Za-z0-9_.-]+)", re.M)
-
-
-def declared_tables(text: str) -> list[str]:
-    """``<family> <name>`` of each table a ruleset file declares."""
-    return ["%s %s" % match for match in TABLE.findall(text)]
-
-
 PACKAGE_MANAGERS = (("apt", "/usr/bin/apt-get"), ("dnf", "/usr/bin/dnf"), ("yum", "/usr/bin/yum"), ("zypper", "/usr/bin/zypper"))
 
 
@@ -468,51 +488,6 @@ def installed_jobs(folder: str = "/etc/torchrun") -> list[dict]:
     return jobs
 
 
-def firewall_managers(module: AnsibleModule) -> list[str]:
-    active = []
-    systemctl = module.get_bin_path("systemctl")
-    if systemctl and module.run_command([systemctl, "is-active", "--quiet", "firewalld.service"])[0] == 0:
-        active.append("firewalld")
-    ufw = module.get_bin_path("ufw")
-    if ufw:
-        rc, out, _err = module.run_command([ufw, "status"], environ_update={"LC_ALL": "C"})
-        if rc == 0 and re.search(r"^Status: active", out, re.M):
-            active.append("ufw")
-    return active
-
-
-def ufw_defaults(text: str) -> dict:
-    """The default input policy and the IPv6 switch of /etc/default/ufw."""
-    values = assignments(text)
-    return {"ufw_default_input": values.get("DEFAULT_INPUT_POLICY", "DROP").upper(),
-            "ufw_ipv6": values.get("IPV6", "yes").lower() == "yes"}
-
-
-def firewall_site(module: AnsibleModule, active: list[str], interface: str) -> dict:
-    site: dict = {}
-    if "firewalld" in active:
-        cmd = module.get_bin_path("firewall-cmd") or "firewall-cmd"
-        rc, out, _err = module.run_command([cmd, "--get-zone-of-interface=" + interface]) if interface else (1, "", "")
-        if rc != 0:
-            rc, out, _err = module.run_command([cmd, "--get-default-zone"])
-        zone = out.strip()
-        rc, target, _err = module.run_command([cmd, "--permanent", "--zone=" + zone, "--get-target"])
-        site.update(firewalld_zone=zone, firewalld_target=target.strip() if rc == 0 else "")
-    if "ufw" in active:
-        site.update(ufw_defaults(read("/etc/default/ufw")))
-    return site
-
-
-def nft_tables(module: AnsibleModule) -> list[str]:
-    tables = declared_tables(read("/etc/nftables.conf"))
-    nft = module.get_bin_path("nft")
-    if nft:
-        rc, out, _err = module.run_command([nft, "list", "tables"])
-        if rc == 0:
-            tables += declared_tables(out)
-    return sorted(set(tables))
-
-
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -521,10 +496,13 @@ def main() -> None:
             "folders": {"type": "list", "elements": "str", "default": []},
             "project": {"type": "str", "default": ""},
             "project_excludes": {"type": "list", "elements": "str", "default": []},
+            "files": {"type": "list", "elements": "str", "default": []},
+            "job": {"type": "str", "default": ""},
             "user": {"type": "str", "default": ""},
             "uid": {"type": "int", "default": 0},
             "marker": {"type": "str", "default": "onprem.torchrun jobs"},
             "interface": {"type": "str", "default": ""},
+            "address": {"type": "str", "default": ""},
             "venv": {"type": "str", "default": ""},
             "cluster": {"type": "str", "default": ""},
             "nofollow": {"type": "list", "elements": "str", "default": []},
@@ -542,6 +520,13 @@ def main() -> None:
     except OSError:
         etc_environment = ""
     path = module.params["path"]
+    network = interfaces.read(module) if module.params["address"] else {}
+    interface = module.params["interface"]
+    if network and not interface:
+        try:
+            interface = interfaces.interface_of(network, module.params["address"])
+        except ValueError:
+            interface = ""  # the contract's cluster_interface names the fault where the interface is used
     active = firewall_managers(module)
     gpu_devices = pcie.nvidia_devices(pcie.GPU_CLASSES)
     sockets = listeners()
@@ -562,16 +547,18 @@ def main() -> None:
         folders={folder: folder_access(folder, module.params["user"]) for folder in module.params["folders"]},
         project_hash=(project.project_hash(module.params["project"], module.params["project_excludes"])
                       if module.params["project"] and os.path.isdir(module.params["project"]) else None),
+        files=installed.file_facts(module.params["files"]),
+        job=unit_state.before(module, module.params["job"]) if module.params["job"] else None,
         account=account(module.params["user"], module.params["marker"], module.params["uid"]),
         firewall_active=active,
-        firewall_site=firewall_site(module, active, module.params["interface"]),
+        firewall_site=firewall_site(module, active, interface),
         nft_tables=nft_tables(module),
         nft_own_tables=[name.split()[1] for name in declared_tables(read("/etc/torchrun/firewall.nft")) if name.startswith("inet ")],
         jobs=installed_jobs(),
         venv_untrusted=venv_trust(module.params["venv"]) if module.params["venv"] else None,
         links=links(module.params["nofollow"]),
         cluster=module.params["cluster"] or None,
-        **platform(),
+        **dict(platform(), **({"ansible_facts": network} if network else {})),
     )
 
 

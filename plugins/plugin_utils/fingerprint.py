@@ -29,15 +29,30 @@ TASKS_FROM = re.compile(r"tasks_from:\s*([A-Za-z0-9_.-]+\.yml)")
 TEXT_SUFFIXES = (".yml", ".yaml", ".j2", ".py", ".sh", ".cfg", ".conf", ".txt", ".md", ".json")
 
 
-def role_files(root: str, role: str) -> list[str]:
-    """The files a role's run reads from the collection: its folder's, the contract role's and the plugins'."""
+def _files(*tops: str) -> list[str]:
     found = []
-    for top in (os.path.join(root, "roles", role), os.path.join(root, "roles", "torchrun"), os.path.join(root, "plugins")):
+    for top in tops:
         for folder, dirs, files in os.walk(top):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
             # Documentation changes nothing a role does on a node.
             found += [os.path.join(folder, name) for name in sorted(files) if not name.endswith((".pyc", ".md"))]
     return sorted(set(found))
+
+
+def role_files(root: str, role: str) -> list[str]:
+    """The files of a role's own folder (its run also reads shared_files)."""
+    return _files(os.path.join(root, "roles", role))
+
+
+def shared_files(root: str) -> list[str]:
+    """The files every setup role's run reads besides its own: the contract role's and the plugins'
+    (digested once per run, combined with each role's own)."""
+    return _files(os.path.join(root, "roles", "torchrun"), os.path.join(root, "plugins"))
+
+
+def combined(*digests: str) -> str:
+    """One digest of several."""
+    return hashlib.sha256("\0".join(digests).encode()).hexdigest()
 
 
 def files_digest(paths: Iterable[str], root: str) -> str:

@@ -31,18 +31,31 @@ def trusted(value: Any) -> Any:
     return value
 
 
+def each_role(roles_dir: Any, relative: str, load: Callable[[str], Any]) -> list[Any]:
+    """That file (``relative`` to a role's folder, such as vars/main.yml) of every role that has it,
+    read with ``load(path)``, in the roles' order."""
+    found = []
+    for role in sorted(os.listdir(str(roles_dir))):
+        path = os.path.join(str(roles_dir), role, relative)
+        if os.path.isfile(path):
+            found.append(load(path))
+    return found
+
+
+def merged(documents: Iterable[Any]) -> dict[str, Any]:
+    """YAML mappings merged (the collection keeps each name to one role)."""
+    out: dict[str, Any] = {}
+    for document in documents:
+        out.update(document or {})
+    return out
+
+
 def load_roles(roles_dir: Any, load: Callable[[str], Any]) -> tuple[dict[str, dict], dict[str, Any]]:
     """Every role's options (from its argument specs) and defaults (trusted), read with ``load(path)``."""
     specs: dict[str, dict] = {}
-    defaults: dict[str, Any] = {}
-    for role in sorted(os.listdir(str(roles_dir))):
-        path = os.path.join(str(roles_dir), role, "meta", "argument_specs.yml")
-        if os.path.isfile(path):
-            specs.update(role_options(load(path)))
-        path = os.path.join(str(roles_dir), role, "defaults", "main.yml")
-        if os.path.isfile(path):
-            defaults.update(load(path) or {})
-    return specs, trusted(defaults)
+    for document in each_role(roles_dir, os.path.join("meta", "argument_specs.yml"), load):
+        specs.update(role_options(document))
+    return specs, trusted(merged(each_role(roles_dir, os.path.join("defaults", "main.yml"), load)))
 
 
 # Host variables the rules read besides the roles' options.

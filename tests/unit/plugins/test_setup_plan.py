@@ -98,12 +98,20 @@ def test_a_lazy_value_that_reads_the_roles_own_results_is_left_to_its_names():
 
 def test_a_changed_file_changes_the_files_digest(tmp_path):
     (tmp_path / "roles" / "demo").mkdir(parents=True)
+    (tmp_path / "roles" / "torchrun").mkdir()
     (tmp_path / "plugins").mkdir()
     (tmp_path / "roles" / "demo" / "main.yml").write_text("a\n")
-    before = fingerprint.files_digest(fingerprint.role_files(str(tmp_path), "demo"), str(tmp_path))
-    (tmp_path / "plugins" / "x.py").write_text("b\n")
-    after = fingerprint.files_digest(fingerprint.role_files(str(tmp_path), "demo"), str(tmp_path))
-    assert before != after
+
+    def digest():
+        return fingerprint.combined(fingerprint.files_digest(fingerprint.role_files(str(tmp_path), "demo"), str(tmp_path)),
+                                    fingerprint.files_digest(fingerprint.shared_files(str(tmp_path)), str(tmp_path)))
+    first = digest()
+    (tmp_path / "plugins" / "x.py").write_text("b\n")  # a plugin: every role's digest
+    second = digest()
+    (tmp_path / "roles" / "demo" / "main.yml").write_text("c\n")  # the role's own
+    third = digest()
+    (tmp_path / "roles" / "demo" / "README.md").write_text("docs\n")  # documentation is no input
+    assert len({first, second, third}) == 3 and digest() == third
 
 
 def play(variants):

@@ -14,16 +14,16 @@ def unit(**changes):
 
 def verdict(before=None, started=None, join=None, timeout=600):
     hostvars = {h: {} for h in HOSTS}
-    for name, values in (("__job_before", before), ("__job_started", started), ("__job_join", join)):
+    for name, values in (("__preflight_node", before), ("__job_started", started), ("__job_join", join)):
         for host, value in (values or {}).items():
-            hostvars[host][name] = value
+            hostvars[host][name] = {"job": value} if name == "__preflight_node" and not value.get("skipped") else value
     return launch_verdict(HOSTS, hostvars, join_timeout=timeout)
 
 
 def test_every_rank_joined_is_no_failure():
     joined = {h: unit(workers=2) for h in HOSTS}
     out = verdict(before={h: unit(stale=False) for h in HOSTS}, started={h: unit() for h in HOSTS}, join=joined)
-    assert out == {"stale": [], "not_started": [], "waited": [], "gone": [], "not_joined": [], "failed": False, "message": ""}
+    assert out == {"stale": [], "not_started": [], "joining": HOSTS, "waited": [], "gone": [], "not_joined": [], "failed": False, "message": ""}
 
 
 def test_a_node_with_older_settings_is_stale():
@@ -86,3 +86,11 @@ def test_bad_input_is_refused():
 
 def test_registered():
     assert FilterModule().filters()["launch_verdict"] is launch_verdict
+
+
+def test_the_nodes_still_in_the_rendezvous_when_the_start_reported_are_joining():
+    started = {"node1": unit(workers=2), "node2": unit(workers=0), "node3": unit(state="inactive", sub_state="dead", finished=True)}
+    out = verdict(started=started)
+    # node3's run already ended well: nothing to wait for; node2 is what the join wait is for.
+    assert out["joining"] == ["node2"] and not out["failed"]
+    assert verdict(started={h: unit(workers=1) for h in HOSTS})["joining"] == []

@@ -6,7 +6,8 @@ import sys
 import threading
 import time
 
-from ansible_collections.onprem.torchrun.plugins.modules import job_info, tcp_probe
+from ansible_collections.onprem.torchrun.plugins.module_utils import unit_state
+from ansible_collections.onprem.torchrun.plugins.modules import tcp_probe
 
 
 def free_port():
@@ -54,27 +55,27 @@ def test_children_lists_a_process_workers_with_their_ranks():
                                "time.sleep(30)"])
     try:
         deadline = time.monotonic() + 10
-        while len(job_info.children(parent.pid)) < 3 and time.monotonic() < deadline:
+        while len(unit_state.children(parent.pid)) < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
-        workers = job_info.children(parent.pid)
+        workers = unit_state.children(parent.pid)
         assert len(workers) == 3
-        assert sorted(job_info.rank_of(pid) for pid in workers) == ["0", "1", "2"]
+        assert sorted(unit_state.rank_of(pid) for pid in workers) == ["0", "1", "2"]
     finally:
         subprocess.run(["pkill", "-P", str(parent.pid)], check=False)
         parent.kill()
         parent.wait()
-    assert job_info.children(0) == []
-    assert job_info.rank_of(0) == ""
+    assert unit_state.children(0) == []
+    assert unit_state.rank_of(0) == ""
 
 
 def test_to_int_tolerates_systemd_blanks():
-    assert job_info.to_int("17") == 17
-    assert job_info.to_int("") == 0
-    assert job_info.to_int("[not set]") == 0
+    assert unit_state.to_int("17") == 17
+    assert unit_state.to_int("") == 0
+    assert unit_state.to_int("[not set]") == 0
 
 
 def test_job_info_reports_when_what_it_waits_for_happens():
-    done = job_info.done_waiting
+    done = unit_state.done_waiting
     # Waiting for workers: a joined agent, one waiting to restart, an ended run, or the time up.
     assert not done("active", "running", [], now=1, deadline=5, until_end=False)
     assert done("active", "running", [101], now=1, deadline=5, until_end=False)
@@ -101,12 +102,12 @@ class Journal:
 
 def test_a_follower_reads_the_lines_after_its_cursor_and_gets_the_next_cursor():
     first = Journal("[rank0]: epoch 1\n[rank1]: epoch 1\n-- cursor: s=abc;i=2\n")
-    assert job_info.journal_after(first, "torchrun-train.service", "", 5) == (["[rank0]: epoch 1", "[rank1]: epoch 1"], "s=abc;i=2")
+    assert unit_state.journal_after(first, "torchrun-train.service", "", 5) == (["[rank0]: epoch 1", "[rank1]: epoch 1"], "s=abc;i=2")
     assert "--lines=5" in first.cmds[0] and "_SYSTEMD_UNIT=torchrun-train.service" in first.cmds[0]
     later = Journal("-- No entries --\n")  # nothing new: the cursor stays
-    assert job_info.journal_after(later, "torchrun-train.service", "s=abc;i=2", 5) == ([], "s=abc;i=2")
+    assert unit_state.journal_after(later, "torchrun-train.service", "s=abc;i=2", 5) == ([], "s=abc;i=2")
     assert "--after-cursor=s=abc;i=2" in later.cmds[0] and not any(c.startswith("--lines") for c in later.cmds[0])
-    assert job_info.journal_after(Journal("", rc=1), "torchrun-train.service", "s=x", 5) == ([], "s=x")
+    assert unit_state.journal_after(Journal("", rc=1), "torchrun-train.service", "s=x", 5) == ([], "s=x")
 
 
 class FakeModule:
@@ -122,16 +123,16 @@ class FakeModule:
 
 def test_the_agent_of_a_job_in_its_image_is_torchrun_below_the_containers_init(monkeypatch):
     links = {"/proc/40/exe": "/usr/bin/podman", "/proc/50/exe": "/opt/torchrun/venv/bin/python3.11"}
-    monkeypatch.setattr(job_info.os, "readlink", lambda path: links[path])
-    monkeypatch.setattr(job_info, "children", lambda pid: {70: [71], 80: [81, 82]}.get(pid, []))
+    monkeypatch.setattr(unit_state.os, "readlink", lambda path: links[path])
+    monkeypatch.setattr(unit_state, "children", lambda pid: {70: [71], 80: [81, 82]}.get(pid, []))
     inspect = ("/usr/bin/podman", "inspect", "--format", "{{.State.Pid}}", "torchrun-train")
     # torchrun_runtime=podman: the unit's main process is podman; the agent is the init's one child.
     module = FakeModule({inspect: (0, "70\n", "")})
-    assert job_info.agent(module, 40, "train") == 71 and module.calls == [list(inspect)]
+    assert unit_state.agent(module, 40, "train") == 71 and module.calls == [list(inspect)]
     # No init in the container (its main process is the agent), and a container not up yet.
-    assert job_info.agent(FakeModule({inspect: (0, "80\n", "")}), 40, "train") == 80
-    assert job_info.agent(FakeModule({}), 40, "train") == 0
+    assert unit_state.agent(FakeModule({inspect: (0, "80\n", "")}), 40, "train") == 80
+    assert unit_state.agent(FakeModule({}), 40, "train") == 0
     # On the host the main process is the agent, and nothing is asked of podman.
     module = FakeModule({})
-    assert job_info.agent(module, 50, "train") == 50 and module.calls == []
-    assert job_info.agent(module, 0, "train") == 0
+    assert unit_state.agent(module, 50, "train") == 50 and module.calls == []
+    assert unit_state.agent(module, 0, "train") == 0
