@@ -86,8 +86,8 @@ sanity: build  ## ansible-test sanity on the collection as it ships (the built t
 	  $(BIN)/python -m pip download --quiet --no-deps --dest $(PIP_BOOTSTRAP_CACHE) pip==$(PIP_BOOTSTRAP)
 	cd $(COLLECTION_COPY) && ansible-test sanity --python 3.11 --color no --requirements
 
-unit: venv  ## Unit tests of plugins and tools (pytest)
-	pytest -q tests/unit
+unit: venv  ## Unit tests of plugins and tools (pytest, one worker per core)
+	pytest -q -n auto tests/unit
 
 integration: venv deps  ## Sandbox tests on real nodes (root; boots nodes); the slow ones are in test-slow
 	pytest -q --durations=15 -m "not slow" tests/integration

@@ -443,7 +443,7 @@ def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and
     # folder it was given (torchrun_write_paths), and nothing else. Its requirements file (a package the
     # cluster's stack lacks) is installed on every node. train.yml after an edit runs no setup role whose
     # inputs are unchanged and copies the edited file. Then a file edited on node2 alone is named, a
-    # requirement missing on node2 is named, one missing everywhere is named, and nothing starts.
+    # requirement missing everywhere is named on each node, and nothing starts.
     project = str(tmp_path / "project")
     shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("__pycache__"))
     copy = "/opt/torchrun/jobs/train/project"
@@ -493,14 +493,10 @@ def test_a_users_lightning_project_resumes_on_every_rank_writes_where_it_may_and
         assert "node2: its copy of the project (%s) differs from torchrun_project_dir=%s" % (copy, project) in text, text[-3000:]
         assert "node1: its copy" not in text
         on("node2", "sed -i '$d' %s/trainer/model.py" % copy)
-        # The project's requirement gone from node2: the check of what is installed, before the stack report, names it.
-        on("node2", "/opt/torchrun/venv/bin/pip uninstall --quiet --yes tabulate")
-        text = " ".join(ok_not(playbook("launch", job)).split())
-        assert "node2: /opt/torchrun/venv does not hold what %s/requirements.txt asks for: tabulate==0.9.0 (not installed)" % project in text, \
-            text[-3000:]
-        assert "node1: /opt/torchrun/venv does not hold" not in text
-        # Gone from every node (the file changed, setup not run): launch names each node.
-        on("node1", "/opt/torchrun/venv/bin/pip uninstall --quiet --yes tabulate")
+        # The project's requirement gone from every node (the file changed, setup not run): the check of what is
+        # installed, before the stack report, names each node (each node's own venv answers for it).
+        for node in ("node1", "node2"):
+            on(node, "/opt/torchrun/venv/bin/pip uninstall --quiet --yes tabulate")
         text = " ".join(ok_not(playbook("launch", job)).split())
         for node in ("node1", "node2"):
             assert "%s: /opt/torchrun/venv does not hold what %s/requirements.txt asks for: tabulate==0.9.0 (not installed); run " \
