@@ -100,7 +100,7 @@ molecule: venv deps  ## Molecule scenarios on the sandbox ($(SCENARIOS))
 	    || { sed -n '/= \(FAILURES\|ERRORS\) =/,/ in [0-9.]*s/p' build/molecule-$$s.log | tail -80; exit 1; }; \
 	done
 
-test-slow: venv deps  ## Slow scenarios, not in `make test`: crash and c10d recovery with resume, a power cut, relaunch edge cases, a join timeout and a hung rank named, a planted connectivity fault (~11 min), the firewalld and ufw scenarios (~13 min), a node's last job removed, a failing health check that launches nothing, a throttled node named by the health check, a look-alike sshd, the preflight cases refused on the controller, the NVIDIA driver's upgrade and reboot, the sandbox's own recovery and resizing, the job in its image with podman (~10 min), the sandbox wiring scenario, the CUDA toolkit from Debian non-free (~2.5 GB)
+test-slow: venv deps  ## Slow scenarios, not in `make test`: crash and c10d recovery with resume, a power cut, relaunch edge cases, a join timeout and a hung rank named, a planted connectivity fault (~11 min), the firewalld and ufw scenarios (~13 min), a node's last job removed, a failing health check that launches nothing, a throttled node named by the health check, a look-alike sshd, a stalled mirror, the strict firewall's allow list and way back, the preflight cases refused on the controller, the NVIDIA driver's upgrade and reboot, the sandbox's own recovery and resizing, the job in its image with podman (~10 min), the sandbox wiring scenario, the CUDA toolkit from Debian non-free (~2.5 GB)
 	pytest -q -m slow tests/integration
 	$(MAKE) molecule SCENARIOS="$(SLOW_SCENARIOS)"
 	molecule test -s sandbox

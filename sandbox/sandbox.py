@@ -15,6 +15,7 @@ sources) and Python's stock HTTP server for the wheelhouse.
     sandbox.py wheelhouse -r F  download the wheels in requirements file F for the nodes
     sandbox.py seed NODE        keep NODE's changes to the image as a seed layer (benchmarks)
     sandbox.py up --seed ...    boot the nodes on the image plus that layer: what NODE installed
+                                (--seed-if-current: only when that layer is the current image's)
                                 (packages, the venv) is there on every node without a download
 
 `up` raises the host's fs.inotify.max_user_instances where the nodes need more than it allows
@@ -777,6 +778,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             for name in existing_nodes():
                 stop_node(name)
             build_image(sources)
+        if args.seed_if_current:
+            args.seed = seed_current(sources)
+            log("booting new nodes on the %s" % ("seed layer" if args.seed else "bare image (no seed layer for it)"))
         if args.seed and not seed_current(sources):
             raise SandboxError("no seed layer for the current image; `seed NODE` makes one from a set-up node")
         pubkey = ensure_key()
@@ -969,6 +973,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--nodes", default="2", help="number of cluster nodes (1..%d)" % MAX_NODES)
     up.add_argument("--inventory", default=str(DEFAULT_INVENTORY))
     up.add_argument("--seed", action="store_true", help="boot new nodes on the seed layer as well (see `seed`)")
+    up.add_argument("--seed-if-current", action="store_true",
+                    help="--seed when the seed layer is the current image's (make test's launch tests keep one), else the bare image")
     up.add_argument("--nvidia-repo", action="store_true", help="serve the NVIDIA-shaped repository and name it in the inventory")
     up.set_defaults(func=cmd_up)
     down = sub.add_parser("down", help="stop every node, the proxy and the bridge")

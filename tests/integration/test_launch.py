@@ -550,6 +550,7 @@ def stalled_proxy():
         conn.close()
 
 
+@pytest.mark.slow  # 57 s: make test-slow (the bounds and their message are the packages task's, unit-rendered; this is apt waiting on a real socket)
 def test_a_stalled_mirror_fails_the_package_step_naming_the_node_and_the_proxy(cluster, stalled_proxy):
     # The bound is apt's own (no byte for torchrun_package_stall_timeout seconds, one retry): the play
     # ends on its own; the harness's timeout is only there to fail a hang instead of waiting forever.
