@@ -59,6 +59,12 @@ options:
     elements: str
     default: []
     version_added: 0.3.0
+  programs:
+    description: Programs whose presence on the node's PATH to report in RV(programs) (what setup would install first).
+    type: list
+    elements: str
+    default: []
+    version_added: 0.3.0
   job:
     description: A job whose unit to read in RV(job) (before a launch - whether it runs, and with older settings). Empty reads none.
     type: str
@@ -165,6 +171,11 @@ files:
   returned: always
   type: dict
   sample: {"/etc/torchrun/train.env": {"exists": true, "sha1": "0a4d...", "owner": "root", "group": "torchrun-train", "mode": "0640"}}
+programs:
+  description: For each of O(programs), whether the node has it.
+  returned: always
+  type: dict
+  sample: {"rsync": true}
 job:
   description: O(job)'s unit - C(exists), C(state), C(sub_state) and C(stale) as M(onprem.torchrun.job_info) has them; null without O(job).
   returned: always
@@ -310,8 +321,7 @@ import stat
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.onprem.torchrun.plugins.module_utils import cdi, fabric, firmware, installed, interfaces, pcie, ports, project, unit_state
 from ansible_collections.onprem.torchrun.plugins.module_utils.envfile import assignments
-from ansible_collections.onprem.torchrun.plugins.module_utils.site_firewall import (declared_tables, firewall_managers, firewall_site,
-                                                                                    nft_tables, ufw_defaults)  # noqa: F401 (ufw_defaults: tests)
+from ansible_collections.onprem.torchrun.plugins.module_utils.site_firewall import declared_tables, firewall_managers, firewall_site, nft_tables
 from ansible_collections.onprem.torchrun.plugins.module_utils.contract import RANK_VARIABLES
 from ansible_collections.onprem.torchrun.plugins.module_utils.sockets import listeners, read, read_ephemeral
 
@@ -327,8 +337,6 @@ def pci_count(classes: tuple, devices: str = pcie.PCI_DEVICES) -> int:
 
 def gpu_count(devices: str = pcie.PCI_DEVICES) -> int:
     return pci_count(pcie.GPU_CLASSES, devices)
-
-
 
 
 def preset(names: list[str], manager: str, etc_environment: str) -> list[dict]:
@@ -498,6 +506,7 @@ def main() -> None:
             "project_excludes": {"type": "list", "elements": "str", "default": []},
             "files": {"type": "list", "elements": "str", "default": []},
             "job": {"type": "str", "default": ""},
+            "programs": {"type": "list", "elements": "str", "default": []},
             "user": {"type": "str", "default": ""},
             "uid": {"type": "int", "default": 0},
             "marker": {"type": "str", "default": "onprem.torchrun jobs"},
@@ -549,6 +558,7 @@ def main() -> None:
                       if module.params["project"] and os.path.isdir(module.params["project"]) else None),
         files=installed.file_facts(module.params["files"]),
         job=unit_state.before(module, module.params["job"]) if module.params["job"] else None,
+        programs={name: module.get_bin_path(name) is not None for name in module.params["programs"]},
         account=account(module.params["user"], module.params["marker"], module.params["uid"]),
         firewall_active=active,
         firewall_site=firewall_site(module, active, interface),

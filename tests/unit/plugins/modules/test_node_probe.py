@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from ansible_collections.onprem.torchrun.plugins.module_utils import firmware, pcie, sockets
+from ansible_collections.onprem.torchrun.plugins.module_utils import firmware, pcie, site_firewall, sockets
 from ansible_collections.onprem.torchrun.plugins.modules import node_probe
 
 TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
@@ -120,9 +120,9 @@ def test_preset_names_where_each_variable_comes_from():
 
 def test_declared_tables_reads_ruleset_files_and_nft_output():
     conf = "#!/usr/sbin/nft -f\nflush ruleset\n\ntable inet filter {\n  chain input { }\n}\ntable ip nat {\n}\n"
-    assert node_probe.declared_tables(conf) == ["inet filter", "ip nat"]
+    assert site_firewall.declared_tables(conf) == ["inet filter", "ip nat"]
     ours = "table inet torchrun\ndelete table inet torchrun\n\ntable inet torchrun {\n}\n"
-    assert sorted(set(node_probe.declared_tables(ours))) == ["inet torchrun"]
+    assert sorted(set(site_firewall.declared_tables(ours))) == ["inet torchrun"]
 
 
 def test_installed_jobs_reads_each_job_env_file_and_skips_the_others(tmp_path):
@@ -149,8 +149,8 @@ def test_account_tells_ours_from_an_existing_one():
 
 
 def test_ufw_defaults_reads_the_input_policy_and_the_ipv6_switch():
-    assert node_probe.ufw_defaults('IPV6=yes\nDEFAULT_INPUT_POLICY="DROP"\n') == {"ufw_default_input": "DROP", "ufw_ipv6": True}
-    assert node_probe.ufw_defaults('IPV6=no\nDEFAULT_INPUT_POLICY="ACCEPT"\n') == {"ufw_default_input": "ACCEPT", "ufw_ipv6": False}
+    assert site_firewall.ufw_defaults('IPV6=yes\nDEFAULT_INPUT_POLICY="DROP"\n') == {"ufw_default_input": "DROP", "ufw_ipv6": True}
+    assert site_firewall.ufw_defaults('IPV6=no\nDEFAULT_INPUT_POLICY="ACCEPT"\n') == {"ufw_default_input": "ACCEPT", "ufw_ipv6": False}
 
 
 def test_platform_names_the_package_manager_and_the_release(tmp_path):
