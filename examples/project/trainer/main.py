@@ -55,6 +55,12 @@ def main():
                         callbacks=[ModelCheckpoint(dirpath=os.environ["TORCHRUN_CHECKPOINT_DIR"], save_last=True), Report()])
     trainer.fit(Regression(width), DataLoader(data, batch_size=32), ckpt_path="last")
     print("rank %d ended at epoch %d" % (trainer.global_rank, trainer.current_epoch), flush=True)
+    # Leave together and close the process group: a rank whose interpreter exits while its gloo threads
+    # still run aborts ("terminate called without an active exception", SIGABRT) - seen when a relaunch
+    # resumed after the last epoch and every rank ended at once; its unit failed and restarted alone.
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
