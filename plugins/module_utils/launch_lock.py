@@ -18,6 +18,13 @@ FOLDER = "/run/torchrun/locks"
 NOTE = "holder.json"
 
 
+def lock_path(job: str, folder: str = FOLDER) -> str:
+    """The lock of ``job`` under ``folder``; ValueError for a name that is no job's (a path, empty, . or ..)."""
+    if "/" in job or job in ("", ".", ".."):
+        raise ValueError("job=%r is not a job name" % job)
+    return os.path.join(folder, job)
+
+
 def read_note(path: str) -> dict:
     try:
         with open(os.path.join(path, NOTE), encoding="utf-8") as handle:

@@ -68,10 +68,8 @@ holder:
   sample: {"owner": "alice@controller (Launch the torchrun job)", "since": "2026-12-03T08:10:00Z"}
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.onprem.torchrun.plugins.module_utils.launch_lock import FOLDER, give_back, take
+from ansible_collections.onprem.torchrun.plugins.module_utils.launch_lock import FOLDER, give_back, lock_path, take
 
 
 def main() -> None:
@@ -86,9 +84,10 @@ def main() -> None:
         supports_check_mode=True,
     )
     job = module.params["job"]
-    if "/" in job or job in ("", ".", ".."):
-        module.fail_json(msg="job=%r is not a job name" % job)
-    path = os.path.join(module.params["folder"], job)
+    try:
+        path = lock_path(job, module.params["folder"])
+    except ValueError as error:
+        module.fail_json(msg=str(error))
     if module.params["state"] == "free":
         module.exit_json(changed=give_back(path, module.params["token"], module.check_mode), holder=None)
     changed, holder = take(path, module.params["token"], module.params["owner"], module.check_mode)

@@ -151,8 +151,10 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    if "/" in params["job"] or params["job"] in ("", ".", ".."):
-        module.fail_json(msg="job=%r is not a job name" % params["job"])
+    try:
+        lock = launch_lock.lock_path(params["job"])  # also refuses a name that is no job's
+    except ValueError as error:
+        module.fail_json(msg=str(error))
     unit = unit_state.unit_name(params["job"])
     changed = params["run_env"] is not None and write_run_env(module, params["run_env_path"], params["run_env"])
     asked = verb(unit_state.before(module, params["job"]), params["restart"])
@@ -164,7 +166,7 @@ def main():
     wait = params["wait_for_workers"] if not module.check_mode and not error else 0
     report = unit_state.report(module, params["job"], params["log_lines"], wait_for_workers=wait)
     released = bool(params["lock_token"]) and report["workers"] > 0 and not module.check_mode and launch_lock.give_back(
-        os.path.join(launch_lock.FOLDER, params["job"]), params["lock_token"], False)
+        lock, params["lock_token"], False)
     module.exit_json(changed=changed, action={"none": "none", "start": "started", "restart": "restarted"}[asked],
                      start_error=error, lock_released=released, **report)
 

@@ -55,3 +55,11 @@ def test_the_run_env_is_written_once_as_roots_and_a_link_there_is_replaced_not_f
     assert not path.is_symlink() and path.read_text() == "TORCHRUN_RDZV_ID=a\n" and target.read_text() == "keep\n"
     assert oct(path.stat().st_mode & 0o777) == "0o644" and path.stat().st_uid == 0
     assert not job_start.write_run_env(Module(), str(path), "TORCHRUN_RDZV_ID=a\n")  # the same: no change
+
+
+def test_the_lock_of_a_job_is_its_folder_and_a_name_that_is_no_jobs_is_refused():
+    from ansible_collections.onprem.torchrun.plugins.module_utils import launch_lock
+    assert launch_lock.lock_path("train") == "/run/torchrun/locks/train"
+    for name in ("", ".", "..", "a/b", "../etc"):
+        with pytest.raises(ValueError, match="is not a job name"):
+            launch_lock.lock_path(name)
