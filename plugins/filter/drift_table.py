@@ -18,9 +18,18 @@ extends_documentation_fragment:
   - onprem.torchrun.cluster
 options:
   var:
-    description: The name under which each host registered its stack_info result.
+    description:
+      - The name under which each host registered its stack_info result; a dotted name reads a key of it
+        (C(__preflight_node.stack), what M(onprem.torchrun.node_probe) read with its O(onprem.torchrun.node_probe#module:stack)).
     type: str
     required: true
+  packages:
+    description:
+      - Further distributions to compare, looked up in the result's C(distributions) (node_probe lists every one);
+        a result without C(distributions) names its own (stack_info's O(onprem.torchrun.stack_info#module:packages)).
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -52,13 +61,35 @@ _value:
       elements: str
 """
 
+from ansible_collections.onprem.torchrun.plugins.module_utils.stack import normalized
 from ansible_collections.onprem.torchrun.plugins.module_utils.table import aligned
 
 
-def drift_table(hosts, hostvars, var):
+def stack_versions(result, packages=()):
+    """The versions a stack result holds: its own, and each of ``packages`` from its list of every distribution."""
+    result = result or {}
+    versions = dict(result.get("versions") or {})
+    listed = result.get("distributions")
+    if isinstance(listed, dict):
+        for name in packages:
+            versions.setdefault(name, listed.get(normalized(name), "none"))
+    return versions
+
+
+def lookup(values, var):
+    """``var`` of a host's variables; a dotted name reads into it (None where a part is missing)."""
+    found = values
+    for part in var.split("."):
+        found = found.get(part) if isinstance(found, dict) or hasattr(found, "get") else None
+        if found is None:
+            return None
+    return found
+
+
+def drift_table(hosts, hostvars, var, packages=()):
     """Return the components, the drifting ones, and a node x component table."""
     hosts = list(hosts)
-    versions = {host: ((hostvars[host].get(var) or {}).get("versions") or {}) for host in hosts}
+    versions = {host: stack_versions(lookup(hostvars[host], var), packages) for host in hosts}
     components = []
     for host in hosts:
         components += [name for name in versions[host] if name not in components]

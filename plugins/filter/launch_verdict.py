@@ -83,14 +83,18 @@ _value:
     message:
       description: What a failed launch says of the nodes, in one line; empty when it did not fail.
       type: str
+    lock_released:
+      description: Whether a node's start gave the launch lock back (the master's, once its ranks joined).
+      type: bool
+      version_added: 0.3.0
 """
 
 from ansible.errors import AnsibleFilterError
 
 
-def _result(hostvars, host, name):
-    """A node's registered job_info result, or None before that step (or when it was skipped)."""
-    value = (hostvars.get(host) or {}).get(name)
+def _result(node, name):
+    """A node's registered result ``name`` (``node``: its hostvars), or None before that step (or when it was skipped)."""
+    value = node.get(name)
     return value if isinstance(value, dict) and not value.get("skipped") else None
 
 
@@ -99,14 +103,15 @@ def launch_verdict(hosts, hostvars, join_timeout=0):
     if not isinstance(hosts, (list, tuple)) or not hasattr(hostvars, "get"):
         raise AnsibleFilterError("launch_verdict: expects the play's hosts (a list) and hostvars")
     hosts = [str(h) for h in hosts]
-    stale = [h for h in hosts if ((_result(hostvars, h, "__preflight_node") or {}).get("job") or {}).get("stale")]
-    started = [(h, r) for h in hosts for r in [_result(hostvars, h, "__job_started")] if r is not None and "finished" in r]
+    nodes = {h: hostvars.get(h) or {} for h in hosts}  # each node's variables are gathered once: a costly step per host
+    stale = [h for h in hosts if ((_result(nodes[h], "__preflight_node") or {}).get("job") or {}).get("stale")]
+    started = [(h, r) for h in hosts for r in [_result(nodes[h], "__job_started")] if r is not None and "finished" in r]
     not_started = []
     for host, result in started:
         if (result["finished"] and result.get("result") != "success") or result.get("sub_state") == "auto-restart":
             not_started.append(host)
     joining = [h for h, r in started if h not in not_started and not r["finished"] and not r.get("workers")]
-    joins = [(h, r) for h in hosts for r in [_result(hostvars, h, "__job_join")] if r is not None and "workers" in r and not r["workers"]]
+    joins = [(h, r) for h in hosts for r in [_result(nodes[h], "__job_join")] if r is not None and "workers" in r and not r["workers"]]
     waited = [h for h, r in joins if not r.get("finished") and r.get("sub_state") != "auto-restart"]
     ended = [(h, r) for h, r in joins if h not in waited]
     gone = ended if waited else [(h, r) for h, r in ended if r.get("result") != "success"]
@@ -118,7 +123,8 @@ def launch_verdict(hosts, hostvars, join_timeout=0):
     elif waited:
         said.append("%s did not join within job_join_timeout=%d s" % (", ".join(waited), int(join_timeout or 0)))
     return {"stale": stale, "not_started": not_started, "joining": joining, "waited": waited, "gone": [h for h, _r in gone], "not_joined": not_joined,
-            "failed": bool(not_started or not_joined), "message": "; ".join(said)}
+            "failed": bool(not_started or not_joined), "message": "; ".join(said),
+            "lock_released": any(r.get("lock_released") for _h, r in started)}
 
 
 class FilterModule:

@@ -53,6 +53,19 @@ def take(path: str, token: str, owner: str, check: bool) -> tuple[bool, dict | N
     return True, None
 
 
+def shown(holder: dict) -> dict:
+    """A holder's note without its token (what a refusal shows)."""
+    return {key: value for key, value in holder.items() if key != "token"}
+
+
+def busy_message(job: str, holder: dict, path: str) -> str:
+    """The refusal of a launch while another run holds ``job``'s lock at ``path``."""
+    note = shown(holder)
+    return ("job %s is being launched by %s since %s; two launches of one job at once would trample each other: "
+            "wait for it to end, or, if that run is gone, remove %s on this node" % (job, note.get("owner") or "another run",
+                                                                                  note.get("since", "?"), path))
+
+
 def give_back(path: str, token: str, check: bool) -> bool:
     if not os.path.isdir(path) or read_note(path).get("token") != token:
         return False

@@ -158,8 +158,8 @@ def before(module, job):
 
 def report(module, job, log_lines=5, wait_for_workers=0.0, wait_for_end=0.0, journal_cursor=None):
     """The unit's state, exit status, workers and last journal lines (job_info's result), read again
-    every 0.2 s on the node for up to ``wait_for_workers`` (until the agent has workers or the run is
-    over) or ``wait_for_end`` seconds (until the run is over)."""
+    on the node for up to ``wait_for_workers`` (every 0.1 s, until the agent has workers or the run is
+    over) or ``wait_for_end`` seconds (every 0.2 s, until the run is over)."""
     unit = unit_name(job)
     until_end = wait_for_end > 0
     deadline = time.monotonic() + max(wait_for_workers, wait_for_end)
@@ -173,7 +173,7 @@ def report(module, job, log_lines=5, wait_for_workers=0.0, wait_for_end=0.0, jou
         workers = children(agent_pid)
         if done_waiting(state, props.get("SubState", ""), workers, time.monotonic(), deadline, until_end):
             break
-        time.sleep(0.2)
+        time.sleep(0.2 if until_end else 0.1)  # a start is waited for closely; a run's end for long
     follow = {}
     if journal_cursor is not None:
         lines, cursor = journal_after(module, unit, journal_cursor, log_lines)

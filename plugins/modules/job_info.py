@@ -26,9 +26,9 @@ options:
     default: 5
   wait_for_workers:
     description:
-      - Up to this many seconds, look again every 0.2 s on the node until the agent has workers
+      - Up to this many seconds, look again every 0.1 s on the node until the agent has workers
         or the run is over, then report. A launch learns that every rank has joined within
-        0.2 s of it, without a round trip per look. V(0) reads once.
+        0.1 s of it, without a round trip per look. V(0) reads once.
     type: float
     default: 0
   wait_for_end:

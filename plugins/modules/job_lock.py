@@ -69,7 +69,7 @@ holder:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.onprem.torchrun.plugins.module_utils.launch_lock import FOLDER, give_back, lock_path, take
+from ansible_collections.onprem.torchrun.plugins.module_utils.launch_lock import FOLDER, busy_message, give_back, lock_path, shown, take
 
 
 def main() -> None:
@@ -92,11 +92,7 @@ def main() -> None:
         module.exit_json(changed=give_back(path, module.params["token"], module.check_mode), holder=None)
     changed, holder = take(path, module.params["token"], module.params["owner"], module.check_mode)
     if holder is not None:
-        shown = {k: v for k, v in holder.items() if k != "token"}
-        module.fail_json(msg="job %s is being launched by %s since %s; two launches of one job at once would trample each other: "
-                             "wait for it to end, or, if that run is gone, remove %s on this node" % (
-                                 job, shown.get("owner") or "another run", shown.get("since", "?"), path),
-                         holder=shown)
+        module.fail_json(msg=busy_message(job, holder, path), holder=shown(holder))
     module.exit_json(changed=changed, holder=None)
 
 

@@ -44,7 +44,7 @@ options:
     default: 3
   wait_for_workers:
     description:
-      - Up to this many seconds after the start, look again every 0.2 s on the node until the agent has
+      - Up to this many seconds after the start, look again every 0.1 s on the node until the agent has
         workers (every rank joined, with the static rendezvous) or the run is over, then report - a launch
         whose ranks all join within it needs no wait of its own (M(onprem.torchrun.job_wait)). V(0) reads once.
     type: float

@@ -42,7 +42,7 @@ options:
     type: float
     required: true
   interval:
-    description: Seconds between two progress lines; each node looks every 0.2 s meanwhile (on the node).
+    description: Seconds between two progress lines; each node looks meanwhile (on the node) every 0.1 s for the ranks to join, every 0.2 s for the end.
     type: float
     default: 10
   log_lines:

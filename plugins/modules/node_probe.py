@@ -112,6 +112,23 @@ options:
     elements: str
     default: []
     version_added: 0.2.0
+  stack:
+    description:
+      - The job's venv to read as M(onprem.torchrun.stack_info) does, in RV(stack) - C(venv), C(runner) (its image's,
+        where the job runs in one), C(requirements) (specifiers its own Python checks). Every distribution of the
+        venv is listed, so that the stack report compares any of them without asking again. Empty reads none.
+      - Root runs the venv's Python for it only when no account other than root can change the venv (RV(venv_untrusted)
+        of O(stack.venv)); else RV(stack) is null and preflight's checks refuse the venv.
+    type: dict
+    default: {}
+    version_added: 0.3.0
+  lock:
+    description:
+      - The job's launch lock to take on this node (the master) in the same call, as M(onprem.torchrun.job_lock)
+        takes it - C(job), C(token), C(owner). Fails, naming who holds it, when another run does. Empty takes none.
+    type: dict
+    default: {}
+    version_added: 0.3.0
 extends_documentation_fragment:
   - onprem.torchrun.cluster.read_only
 """
@@ -166,6 +183,18 @@ ansible_facts:
   returned: when O(address) is set
   type: dict
   sample: {"interfaces": ["lo", "eth0"], "eth0": {"device": "eth0", "ipv4": {"address": "10.0.0.11", "prefix": "24"}}}
+stack:
+  description:
+    - With O(stack) - what M(onprem.torchrun.stack_info) returns (C(versions), C(driver_installed), C(gpus),
+      C(requirements_missing)) and C(distributions), every distribution of the venv (name normalized) and its version.
+  returned: when O(stack) is set and the venv is root's alone; else null
+  type: dict
+  sample: {"versions": {"torch": "2.13.0+cpu"}, "requirements_missing": [], "distributions": {"numpy": "2.1.3"}}
+lock:
+  description: With O(lock) - whether this call took the lock (C(taken); false when the run held it already).
+  returned: always
+  type: dict
+  sample: {"taken": true}
 files:
   description: For each of O(files) - whether it is a regular file (C(exists)), its C(sha1), C(owner), C(group) and C(mode); a link is no file.
   returned: always
@@ -316,10 +345,10 @@ import glob
 import grp
 import os
 import pwd
-import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.onprem.torchrun.plugins.module_utils import cdi, fabric, firmware, installed, interfaces, pcie, ports, project, unit_state
+from ansible_collections.onprem.torchrun.plugins.module_utils import (cdi, fabric, firmware, installed, interfaces, launch_lock, pcie, ports, project,
+                                                                     stack, unit_state)
 from ansible_collections.onprem.torchrun.plugins.module_utils.envfile import assignments
 from ansible_collections.onprem.torchrun.plugins.module_utils.site_firewall import declared_tables, firewall_managers, firewall_site, nft_tables
 from ansible_collections.onprem.torchrun.plugins.module_utils.contract import RANK_VARIABLES
@@ -383,41 +412,16 @@ def ssh_ports(found: list[dict]) -> list[int]:
     return sorted({e["port"] for e in found if os.path.basename(e.get("exe") or "") == "sshd" and e.get("uid") == 0})
 
 
-def writable_by_others(path: str) -> dict | None:
-    """The first of ``path`` and the folders above it that an account other than root can change (its
-    owner is not root, or group or others may write it without the sticky bit), else None; ``path``
-    itself may be missing (what root would create there). Links are followed as root would."""
-    here = os.path.realpath(path)
-    while True:
-        try:
-            info = os.stat(here)
-        except OSError:
-            info = None
-        if info is not None:
-            loose = info.st_mode & 0o022 and not (stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX)
-            if info.st_uid != 0 or loose:
-                try:
-                    owner = pwd.getpwuid(info.st_uid).pw_name
-                except KeyError:
-                    owner = str(info.st_uid)
-                return {"path": here, "owner": owner, "mode": "%04o" % (info.st_mode & 0o7777)}
-        if here == "/":
-            return None
-        here = os.path.dirname(here)
-
-
-def venv_trust(venv: str) -> dict | None:
-    """Where a Python environment root runs (the requirements check, py-spy) can be changed by another
-    account: the environment's folder and those above it, its bin and lib folders, and the real
-    interpreter; None when only root can change them."""
-    places = [venv, os.path.join(venv, "bin"), os.path.join(venv, "lib")]
-    places += sorted(glob.glob(os.path.join(venv, "lib", "python*", "site-packages")))
-    places += [os.path.join(venv, "bin", name) for name in ("python", "py-spy", "torchrun") if os.path.lexists(os.path.join(venv, "bin", name))]
-    for place in places:
-        found = writable_by_others(place)
-        if found:
-            return found
-    return None
+def take_lock(module, asked: dict, folder: str = launch_lock.FOLDER) -> bool:
+    """Take the job's launch lock as job_lock does; fail, naming the holder, where another run holds it."""
+    try:
+        path = launch_lock.lock_path(str(asked.get("job") or ""), folder)
+    except ValueError as error:
+        module.fail_json(msg=str(error))
+    taken, holder = launch_lock.take(path, str(asked.get("token") or ""), str(asked.get("owner") or ""), module.check_mode)
+    if holder is not None:
+        module.fail_json(msg=launch_lock.busy_message(asked["job"], holder, path), holder=launch_lock.shown(holder))
+    return taken
 
 
 def links(paths: list[str]) -> dict[str, str]:
@@ -515,9 +519,12 @@ def main() -> None:
             "venv": {"type": "str", "default": ""},
             "cluster": {"type": "str", "default": ""},
             "nofollow": {"type": "list", "elements": "str", "default": []},
+            "stack": {"type": "dict", "default": {}},
+            "lock": {"type": "dict", "default": {}},
         },
         supports_check_mode=True,
     )
+    taken = take_lock(module, module.params["lock"]) if module.params["lock"] else None
     manager = ""
     systemctl = module.get_bin_path("systemctl")
     if systemctl:
@@ -565,7 +572,9 @@ def main() -> None:
         nft_tables=nft_tables(module),
         nft_own_tables=[name.split()[1] for name in declared_tables(read("/etc/torchrun/firewall.nft")) if name.startswith("inet ")],
         jobs=installed_jobs(),
-        venv_untrusted=venv_trust(module.params["venv"]) if module.params["venv"] else None,
+        venv_untrusted=stack.venv_trust(module.params["venv"]) if module.params["venv"] else None,
+        stack=stack.read_trusted(module, module.params["stack"]) if module.params["stack"] else None,
+        lock={"taken": taken} if taken is not None else None,
         links=links(module.params["nofollow"]),
         cluster=module.params["cluster"] or None,
         **dict(platform(), **({"ansible_facts": network} if network else {})),

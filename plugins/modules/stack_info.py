@@ -37,6 +37,14 @@ options:
     type: list
     elements: str
     default: []
+  requirements:
+    description:
+      - Requirement specifiers (as in a requirements file, such as C(numpy>=1.26)) that the venv's own
+        Python checks; C(requirements_missing) lists each one it does not satisfy.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.3.0
   processes:
     description: The job's processes on the node, when a number (0 - one per GPU); C(processes_over_gpus) says whether nvidia-smi lists fewer GPUs.
     type: int
@@ -79,130 +87,31 @@ gpus:
   type: list
   elements: dict
   sample: [{"index": 0, "name": "NVIDIA H200", "memory_mib": 143771, "driver": "550.54.15", "mig": "Disabled"}]
+requirements_missing:
+  description: Each of O(requirements) the venv does not satisfy, with what it has (C(numpy>=2 (1.26.4 installed)),
+    C(einops (not installed))); empty when all are there.
+  returned: always
+  type: list
+  elements: str
+  version_added: 0.3.0
 """
-
-import json
-import os
-import re
-import shutil
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.onprem.torchrun.plugins.module_utils import stack
 from ansible_collections.onprem.torchrun.plugins.module_utils.contract import processes_over_gpus
-
-NONE = "none"
-
-# Runs inside the venv; prints one JSON object. Reads package metadata and torch/version.py
-# rather than importing torch (seconds per node at every launch); imports torch only for the
-# NCCL version of a CUDA build that does not take NCCL from an nvidia-nccl-cu* distribution.
-VENV_PROBE = r"""
-import json, os, re, sys
-from importlib import metadata, util
-out = {"python": sys.version.split()[0], "torch_cuda": "none", "torch_nccl": "none"}
-for name in ["torch", "lightning"] + sys.argv[1:]:
-    try:
-        out[name] = metadata.version(name)
-    except metadata.PackageNotFoundError:
-        out[name] = "none"
-spec = util.find_spec("torch") if out["torch"] != "none" else None
-if spec is not None and spec.origin:
-    try:
-        with open(os.path.join(os.path.dirname(spec.origin), "version.py"), encoding="utf-8") as handle:
-            match = re.search(r"^cuda\s*(?::[^=\n]*)?=\s*['\"]([^'\"]+)['\"]", handle.read(), re.M)
-        out["torch_cuda"] = match.group(1) if match else "none"
-    except OSError:
-        pass
-    if out["torch_cuda"] != "none":
-        nccl = [d.version for d in metadata.distributions() if (d.metadata["Name"] or "").lower().startswith("nvidia-nccl-cu")]
-        if nccl:
-            out["torch_nccl"] = nccl[0]
-        else:
-            try:
-                import torch
-                out["torch_nccl"] = ".".join(str(part) for part in torch.cuda.nccl.version())
-            except Exception:
-                pass
-print(json.dumps(out))
-"""
-
-
-def driver_version(text):
-    """The version in /proc/driver/nvidia/version, or none."""
-    match = re.search(r"Kernel Module(?: for [\w]+)?\s+([0-9][0-9.]+)", text or "")
-    return match.group(1) if match else NONE
-
-
-def nvcc_version(text):
-    """The full version in `nvcc --version` output (release 12.4, V12.4.131 -> 12.4.131), or none."""
-    match = re.search(r"release [0-9.]+, V([0-9][0-9.]*)", text or "")
-    return match.group(1) if match else NONE
-
-
-def parse_gpus(text):
-    """nvidia-smi --query-gpu=index,name,memory.total,driver_version,mig.mode.current csv lines."""
-    gpus = []
-    for line in (text or "").splitlines():
-        fields = [field.strip() for field in line.split(",")]
-        if len(fields) != 5 or not fields[0].isdigit():
-            continue
-        memory = fields[2].split()[0]
-        gpus.append({"index": int(fields[0]), "name": fields[1], "memory_mib": int(memory) if memory.isdigit() else memory,
-                     "driver": fields[3], "mig": fields[4]})
-    return gpus
-
-
-def run(module, argv):
-    """stdout of argv, or None when the program is missing or fails."""
-    if not shutil.which(argv[0]) and not os.path.exists(argv[0]):
-        return None
-    rc, out, _err = module.run_command(argv)
-    return out if rc == 0 else None
-
-
-def system_nccl(module):
-    out = run(module, ["dpkg-query", "-W", "-f", "${db:Status-Status} ${Version}", "libnccl2"])
-    if out and out.startswith("installed "):
-        return out.split(" ", 1)[1].strip()
-    out = run(module, ["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", "libnccl"])
-    return out.strip() if out else NONE
 
 
 def main():
     module = AnsibleModule(
         argument_spec={"venv": {"type": "path"}, "packages": {"type": "list", "elements": "str", "default": []},
+                       "requirements": {"type": "list", "elements": "str", "default": []},
                        "runner": {"type": "list", "elements": "str", "default": []},
                        "processes": {"type": "int", "default": 0}},
         supports_check_mode=True,
     )
-    versions = {}
-    try:
-        with open("/proc/driver/nvidia/version", encoding="utf-8") as handle:
-            versions["driver"] = driver_version(handle.read())
-    except OSError:
-        versions["driver"] = NONE
-    nvcc = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None)
-    versions["cuda_toolkit"] = nvcc_version(run(module, [nvcc, "--version"])) if nvcc else NONE
-    versions["nccl_system"] = system_nccl(module)
-    python = os.path.join(module.params["venv"], "bin", "python") if module.params["venv"] else None
-    venv = {"python": NONE, "torch": NONE, "torch_cuda": NONE, "torch_nccl": NONE, "lightning": NONE}
-    runner = module.params["runner"]
-    if python and (runner or os.path.exists(python)):
-        out = run(module, runner + [python, "-c", VENV_PROBE] + module.params["packages"])
-        if out is None:
-            where = " in %s" % runner[-1] if runner else ""
-            module.fail_json(msg="%s%s could not report its packages; is the venv broken%s?" % (python, where, " or the image missing" if runner else ""))
-        venv.update(json.loads(out))
-    for name in ("python", "torch", "torch_cuda", "torch_nccl", "lightning"):
-        versions[name] = venv.pop(name)
-    versions.update(venv)
-    smi = run(module, ["nvidia-smi", "--query-gpu=index,name,memory.total,driver_version,mig.mode.current",
-                       "--format=csv,noheader,nounits"])
-    gpus = parse_gpus(smi)
-    if versions["driver"] == NONE and gpus:
-        # No /proc/driver/nvidia/version (a container's /proc): the loaded driver as NVML reports it.
-        versions["driver"] = gpus[0]["driver"]
-    installed = run(module, ["modinfo", "-F", "version", "nvidia"])
-    module.exit_json(changed=False, versions=versions, driver_installed=(installed or "").strip() or NONE, gpus=gpus,
-                     processes_over_gpus=processes_over_gpus(module.params["processes"], len(gpus)))
+    params = module.params
+    found = stack.read(module, params["venv"], params["runner"], params["packages"], params["requirements"])
+    module.exit_json(changed=False, processes_over_gpus=processes_over_gpus(params["processes"], len(found["gpus"])), **found)
 
 
 if __name__ == "__main__":

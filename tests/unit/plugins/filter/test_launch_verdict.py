@@ -23,7 +23,14 @@ def verdict(before=None, started=None, join=None, timeout=600):
 def test_every_rank_joined_is_no_failure():
     joined = {h: unit(workers=2) for h in HOSTS}
     out = verdict(before={h: unit(stale=False) for h in HOSTS}, started={h: unit() for h in HOSTS}, join=joined)
-    assert out == {"stale": [], "not_started": [], "joining": HOSTS, "waited": [], "gone": [], "not_joined": [], "failed": False, "message": ""}
+    assert out == {"stale": [], "not_started": [], "joining": HOSTS, "waited": [], "gone": [], "not_joined": [], "failed": False, "message": "",
+                   "lock_released": False}
+
+
+def test_the_master_s_start_that_gave_the_lock_back_is_seen():
+    started = {h: unit(workers=2, lock_released=h == "node1") for h in HOSTS}
+    out = verdict(started=started)
+    assert out["lock_released"] is True and out["joining"] == [] and not out["failed"]
 
 
 def test_a_node_with_older_settings_is_stale():

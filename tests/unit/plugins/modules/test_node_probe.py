@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from ansible_collections.onprem.torchrun.plugins.module_utils import firmware, pcie, site_firewall, sockets
+from ansible_collections.onprem.torchrun.plugins.module_utils import firmware, pcie, site_firewall, sockets, stack
 from ansible_collections.onprem.torchrun.plugins.modules import node_probe
 
 TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
@@ -71,21 +71,21 @@ def test_a_path_another_account_can_change_is_named_with_the_first_such_place(tm
     for path in (top, venv, venv / "bin", venv / "lib", venv / "lib" / "python3.11", venv / "lib" / "python3.11" / "site-packages"):
         os.chown(path, 0, 0)
         os.chmod(path, 0o755)
-    base = node_probe.writable_by_others(str(tmp_path))
+    base = stack.writable_by_others(str(tmp_path))
     if base is not None:  # the test's own temp folder is above: only what lies below it is under test
         pytest.skip("the temp folder %s is not root's alone" % base["path"])
-    assert node_probe.venv_trust(str(venv)) is None
-    assert node_probe.writable_by_others(str(venv / "missing" / "deeper")) is None  # what root would create there
+    assert stack.venv_trust(str(venv)) is None
+    assert stack.writable_by_others(str(venv / "missing" / "deeper")) is None  # what root would create there
     os.chmod(venv / "lib" / "python3.11" / "site-packages", 0o777)
-    assert node_probe.venv_trust(str(venv))["path"] == str(venv / "lib" / "python3.11" / "site-packages")
+    assert stack.venv_trust(str(venv))["path"] == str(venv / "lib" / "python3.11" / "site-packages")
     os.chmod(venv / "lib" / "python3.11" / "site-packages", 0o755)
     os.chown(venv / "bin" / "python", 65534, 65534)
-    assert node_probe.venv_trust(str(venv)) == {"path": str(venv / "bin" / "python"), "owner": "nobody", "mode": "0644"}
+    assert stack.venv_trust(str(venv)) == {"path": str(venv / "bin" / "python"), "owner": "nobody", "mode": "0644"}
     os.chown(venv / "bin" / "python", 0, 0)
     os.chmod(top, 0o1777)  # sticky, like /tmp: others cannot replace what root owns in it
-    assert node_probe.venv_trust(str(venv)) is None
+    assert stack.venv_trust(str(venv)) is None
     os.chmod(top, 0o775)
-    assert node_probe.venv_trust(str(venv))["path"] == str(top)
+    assert stack.venv_trust(str(venv))["path"] == str(top)
 
 
 def test_links_names_the_folders_that_are_symbolic_links(tmp_path):
@@ -224,3 +224,40 @@ def test_secure_boot_from_mokutil_else_the_efi_variable_else_off_without_efi():
     assert state(None, None, True) == "unknown"
     assert state(None, None, False) == "disabled"  # booted without EFI: no Secure Boot
     assert state("garbled", b"\x06\x00\x00\x00\x01", True) == "enabled"
+
+
+class Failed(Exception):
+    pass
+
+
+class LockModule:
+    def __init__(self, check_mode=False):
+        self.check_mode = check_mode
+
+    def fail_json(self, **kwargs):
+        raise Failed(kwargs)
+
+
+def test_the_launch_lock_is_taken_in_the_probe_and_another_run_s_is_refused_naming_it(tmp_path):
+    asked = {"job": "train", "token": "run-a", "owner": "alice@ctl (Launch the torchrun job)"}
+    assert node_probe.take_lock(LockModule(check_mode=True), asked, str(tmp_path)) is True
+    assert not (tmp_path / "train").exists()  # check mode takes nothing
+    assert node_probe.take_lock(LockModule(), asked, str(tmp_path)) is True
+    assert node_probe.take_lock(LockModule(), asked, str(tmp_path)) is False  # this run's own: held already
+    with pytest.raises(Failed) as refused:
+        node_probe.take_lock(LockModule(), dict(asked, token="run-b", owner="bob@ctl"), str(tmp_path))
+    msg = refused.value.args[0]["msg"]
+    assert msg.startswith("job train is being launched by alice@ctl (Launch the torchrun job) since ")
+    assert msg.endswith("remove %s on this node" % (tmp_path / "train")) and "token" not in refused.value.args[0]["holder"]
+    with pytest.raises(Failed, match="is not a job name"):
+        node_probe.take_lock(LockModule(), dict(asked, job="../etc"), str(tmp_path))
+
+
+def test_the_stack_is_not_read_from_a_venv_another_account_can_change(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give files to other accounts")
+    assert stack.read_trusted(LockModule(), {"venv": ""}) is None
+    venv = tmp_path / "env"
+    (venv / "bin").mkdir(parents=True)
+    os.chmod(venv, 0o777)  # anyone may replace its python: root must not run it
+    assert stack.read_trusted(LockModule(), {"venv": str(venv), "requirements": ["numpy"]}) is None

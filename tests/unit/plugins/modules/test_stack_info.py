@@ -8,7 +8,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from ansible_collections.onprem.torchrun.plugins.modules import stack_info
+from ansible_collections.onprem.torchrun.plugins.module_utils import stack as stack_info
 
 PROC_VERSION = """NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  Release Build  (dvs-builder@U16-I3-B03-4-3)  Tue Mar  5 22:15:33 UTC 2024
 GCC version:  gcc version 12.2.0 (Debian 12.2.0-14)
@@ -45,13 +45,26 @@ def test_gpus_from_nvidia_smi():
 
 
 def test_venv_probe_reports_python_and_named_packages():
-    out = subprocess.run([sys.executable, "-c", stack_info.VENV_PROBE, "pytest", "no-such-dist"],
+    out = subprocess.run([sys.executable, "-c", stack_info.VENV_PROBE, stack_info.probe_args(["pytest", "no-such-dist"])],
                          capture_output=True, text=True, check=True).stdout
     report = json.loads(out)
     assert report["python"] == platform.python_version()
     assert report["pytest"] == metadata.version("pytest")
     assert report["no-such-dist"] == "none"
     assert set(report) >= {"torch", "torch_cuda", "torch_nccl", "lightning"}
+    assert report["requirements_missing"] == [] and "distributions" not in report
+
+
+def test_venv_probe_names_each_missing_or_mismatched_requirement_and_lists_every_distribution():
+    # What a launch's probe asks the venv in its one call: the project's requirements, and every distribution.
+    asked = stack_info.probe_args(requirements=["PyYAML>=1", "no-such-package-here==1.0", "PyYAML==0.0.1"], distributions=True)
+    report = json.loads(subprocess.run([sys.executable, "-c", stack_info.VENV_PROBE, asked],
+                                       capture_output=True, text=True, check=True).stdout)
+    missing = report["requirements_missing"]
+    assert missing[0] == "no-such-package-here==1.0 (not installed)"
+    assert missing[1] == "PyYAML==0.0.1 (%s installed)" % metadata.version("PyYAML") and len(missing) == 2
+    assert report["distributions"]["pyyaml"] == metadata.version("PyYAML")  # keyed by the normalized name
+    assert stack_info.normalized("Typing_Extensions") == "typing-extensions"
 
 
 def fake_torch(root, cuda, nccl=None):
