@@ -61,9 +61,9 @@ def shown(holder: dict) -> dict:
 def busy_message(job: str, holder: dict, path: str) -> str:
     """The refusal of a launch while another run holds ``job``'s lock at ``path``."""
     note = shown(holder)
+    who, since = note.get("owner") or "another run", note.get("since", "?")
     return ("job %s is being launched by %s since %s; two launches of one job at once would trample each other: "
-            "wait for it to end, or, if that run is gone, remove %s on this node" % (job, note.get("owner") or "another run",
-                                                                                  note.get("since", "?"), path))
+            "wait for it to end, or, if that run is gone, remove %s on this node" % (job, who, since, path))
 
 
 def give_back(path: str, token: str, check: bool) -> bool:

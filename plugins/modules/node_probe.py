@@ -118,7 +118,7 @@ options:
         where the job runs in one), C(requirements) (specifiers its own Python checks). Every distribution of the
         venv is listed, so that the stack report compares any of them without asking again. Empty reads none.
       - Root runs the venv's Python for it only when no account other than root can change the venv (RV(venv_untrusted)
-        of O(stack.venv)); else RV(stack) is null and preflight's checks refuse the venv.
+        of its C(venv)); else RV(stack) is null and preflight's checks refuse the venv.
     type: dict
     default: {}
     version_added: 0.3.0
@@ -347,8 +347,8 @@ import os
 import pwd
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.onprem.torchrun.plugins.module_utils import (cdi, fabric, firmware, installed, interfaces, launch_lock, pcie, ports, project,
-                                                                     stack, unit_state)
+from ansible_collections.onprem.torchrun.plugins.module_utils import (
+    cdi, fabric, firmware, installed, interfaces, launch_lock, pcie, ports, project, stack, unit_state)
 from ansible_collections.onprem.torchrun.plugins.module_utils.envfile import assignments
 from ansible_collections.onprem.torchrun.plugins.module_utils.site_firewall import declared_tables, firewall_managers, firewall_site, nft_tables
 from ansible_collections.onprem.torchrun.plugins.module_utils.contract import RANK_VARIABLES
