@@ -163,9 +163,13 @@ def report(module, job, log_lines=5, wait_for_workers=0.0, wait_for_end=0.0, jou
     unit = unit_name(job)
     until_end = wait_for_end > 0
     deadline = time.monotonic() + max(wait_for_workers, wait_for_end)
-    main_pid, agent_pid = None, 0
+    main_pid, agent_pid, props = None, 0, None
     while True:
-        props = show(module, unit)
+        # While the agent found lives and the run is neither over nor due to report, only /proc is read:
+        # asking systemd every look costs the CPU the starting torchrun needs (nodes share cores).
+        fresh = props is None or until_end or agent_pid <= 0 or not os.path.exists("/proc/%d" % agent_pid)
+        if fresh:
+            props = show(module, unit)
         pid = to_int(props.get("MainPID"))
         state = props.get("ActiveState", "")
         if pid != main_pid or agent_pid <= 0:  # found again only for a new run, or a container not up yet
@@ -174,6 +178,9 @@ def report(module, job, log_lines=5, wait_for_workers=0.0, wait_for_end=0.0, jou
         if done_waiting(state, props.get("SubState", ""), workers, time.monotonic(), deadline, until_end):
             break
         time.sleep(0.2 if until_end else 0.1)  # a start is waited for closely; a run's end for long
+    if not fresh:
+        props = show(module, unit)  # the unit as it is now, for the report
+        state = props.get("ActiveState", "")
     follow = {}
     if journal_cursor is not None:
         lines, cursor = journal_after(module, unit, journal_cursor, log_lines)

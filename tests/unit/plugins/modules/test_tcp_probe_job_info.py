@@ -136,3 +136,26 @@ def test_the_agent_of_a_job_in_its_image_is_torchrun_below_the_containers_init(m
     module = FakeModule({})
     assert unit_state.agent(module, 50, "train") == 50 and module.calls == []
     assert unit_state.agent(module, 0, "train") == 0
+
+
+def test_a_start_is_watched_in_proc_and_systemd_asked_only_when_the_agent_is_new_gone_or_has_joined(monkeypatch):
+    # Two nodes share the cores while torchrun starts: each look at a living agent reads /proc, not systemd.
+    shown, looks = [], iter([[], [], [], [5001, 5002]])
+    props = {"ActiveState": "active", "SubState": "running", "MainPID": "4242", "LoadState": "loaded", "Result": "success"}
+    monkeypatch.setattr(unit_state, "show", lambda module, unit: shown.append(unit) or dict(props))
+    monkeypatch.setattr(unit_state, "agent", lambda module, pid, job: pid)
+    monkeypatch.setattr(unit_state, "children", lambda pid: next(looks))
+    monkeypatch.setattr(unit_state.os.path, "exists", lambda path: path == "/proc/4242")
+    monkeypatch.setattr(unit_state.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(unit_state, "journal", lambda *args: [])
+    report = unit_state.report(object(), "train", wait_for_workers=5)
+    assert report["workers"] == 2 and report["state"] == "active"
+    assert len(shown) == 2  # the first look, and the unit as it is once the workers run - not once per look
+    # The agent gone: systemd is asked at the next look (the run may be over, or waiting to restart).
+    shown.clear()
+    looks = iter([[], []])
+    monkeypatch.setattr(unit_state, "children", lambda pid: next(looks))
+    monkeypatch.setattr(unit_state.os.path, "exists", lambda path: False)
+    props.update(ActiveState="failed", SubState="failed", Result="exit-code")
+    monkeypatch.setattr(unit_state, "start_limit_hit", lambda module, unit: False)
+    assert unit_state.report(object(), "train", wait_for_workers=5)["state"] == "failed" and len(shown) == 1
