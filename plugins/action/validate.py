@@ -10,6 +10,19 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.onprem.torchrun.plugins.plugin_utils import checks
 
 ROLES = Path(__file__).resolve().parents[2] / "roles"
+# The fact a passed validation of every setting leaves on the play's hosts: the play's id.
+PASSED = "__validate_passed_in_play"
+
+
+def play_of(task) -> str:
+    """The id of the play ``task`` runs in ('' where it cannot be told)."""
+    node = task
+    while node is not None:
+        play = getattr(node, "_play", None)
+        if play is not None:
+            return str(getattr(play, "_uuid", "") or "")
+        node = getattr(node, "_parent", None)
+    return ""
 
 
 class ActionModule(ActionBase):
@@ -30,6 +43,16 @@ class ActionModule(ActionBase):
         })
         hostvars = task_vars["hostvars"]
         hosts = list(task_vars["groups"].get(params["group"], []))
+        # Every setting, in a play where they passed already (setup.yml's own check, then the validate role
+        # as every role's dependency): the settings are the play's, so they pass again; read once.
+        every_setting = not params["facts"] and not params["areas"]
+        play = play_of(self._task)
+        passed = task_vars.get(PASSED) or {}
+        if every_setting and not params["whole_group"] and play and isinstance(passed, dict) \
+                and passed.get("play") == play and passed.get("group") == params["group"]:
+            result.update(changed=False, problems=[], notes=[], hosts=hosts, addresses=passed.get("addresses", []), validated_before=True,
+                          msg="preflight: %d node(s) in group %s, no problem found (earlier in this play)" % (len(hosts), params["group"]))
+            return result
         specs, defaults = checks.load_roles(ROLES, self._loader.load_from_file)
 
         def template(host, value, merged):
@@ -67,4 +90,7 @@ class ActionModule(ActionBase):
             result["msg"] = "\n".join(["preflight found %d problem(s); nothing was changed" % len(found)] + [p.message for p in found])
         else:
             result["msg"] = "preflight: %d node(s) in group %s, no problem found" % (len(hosts), params["group"])
+            if every_setting and not found and play:
+                # On every host of the play (a run_once task's facts are the play's).
+                result["ansible_facts"] = {PASSED: {"play": play, "group": params["group"], "addresses": result["addresses"]}}
         return result

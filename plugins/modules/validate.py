@@ -125,4 +125,11 @@ addresses:
   returned: always
   type: list
   elements: str
+validated_before:
+  description:
+    - True when every setting had passed earlier in the same play (setup.yml's own check, then the validate role as
+      every role's dependency) and was not read again; a check with O(whole_group), O(facts) or O(areas) always reads.
+  returned: when true
+  type: bool
+  version_added: 0.3.0
 """

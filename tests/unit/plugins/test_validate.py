@@ -485,3 +485,35 @@ def test_the_report_folder_is_a_writable_folder_on_the_controller(tmp_path, monk
         (tmp_path / "closed").mkdir(mode=0o555)
         made, found = cluster({"torchrun_report_dir": str(tmp_path / "closed")})
         assert "(not writable)" in (found + checks.validate(made))[0].message
+
+
+def test_every_setting_is_read_once_per_play_and_again_in_the_next(tmp_path):
+    # setup.yml checks the group itself, then the validate role runs as every role's dependency: the
+    # second check of every setting in the same play is not read again; a new play reads them.
+    import json
+    import subprocess
+    import sys
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"trainers": {"vars": {"nvidia_driver_source": "distro"}, "hosts": {
+        "node1": {"ansible_connection": "local", "ansible_host": "198.18.0.11"},
+        "node2": {"ansible_connection": "local", "ansible_host": "198.18.0.12"}}}}}}))
+    check = {"onprem.torchrun.validate": {"group": "trainers"}, "run_once": True}
+    plays = [
+        {"name": "One play", "hosts": "trainers", "gather_facts": False, "tasks": [
+            dict(check, name="First", register="first", **{"onprem.torchrun.validate": {"group": "trainers", "whole_group": True}}),
+            dict(check, name="Again", register="again"),
+            {"name": "Keep", "run_once": True, "ansible.builtin.set_fact": {"kept": {
+                "first": "{{ first.validated_before | default(false) }}", "again": "{{ again.validated_before | default(false) }}",
+                "addresses": "{{ again.addresses }}"}}}]},
+        {"name": "Another play", "hosts": "trainers", "gather_facts": False, "tasks": [
+            dict(check, name="Next", register="next"),
+            {"name": "Hand over", "delegate_to": "localhost", "run_once": True, "ansible.builtin.copy": {
+                "content": "{{ kept | combine({'next': next.validated_before | default(false)}) | to_json }}",
+                "dest": str(tmp_path / "out.json"), "mode": "0600"}}]}]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(plays))
+    root = ROLES.parent
+    env = dict(os.environ, ANSIBLE_CONFIG=str(root / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_PYTHON_INTERPRETER=sys.executable)
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(tmp_path / "play.yml"), "-i", str(tmp_path / "hosts.yml")],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert json.loads((tmp_path / "out.json").read_text()) == {"first": False, "again": True, "addresses": ["198.18.0.11", "198.18.0.12"],
+                                                               "next": False}
