@@ -57,10 +57,10 @@ $(VENV)/.installed: requirements/dev.txt
 sandbox: deps  ## Boot the sandbox cluster (NODES=2 nodes plus the outsider; NVIDIA_REPO=1 serves the NVIDIA-shaped repository and names it in the inventory)
 	$(SANDBOX) up --nodes "$(NODES)" $(if $(NVIDIA_REPO),--nvidia-repo)
 
-demo: deps venv  ## The main job: playbooks/train.yml on a NODES=2 sandbox cluster; RUNTIME=podman trains inside the sandbox's image
-	$(if $(filter-out podman,$(RUNTIME)),$(error RUNTIME=$(RUNTIME): the sandbox's image runs with RUNTIME=podman only))
+demo: deps venv  ## The main job: playbooks/train.yml on a NODES=2 sandbox cluster; RUNTIME=podman or docker trains inside the sandbox's image
+	$(if $(filter-out podman docker,$(RUNTIME)),$(error RUNTIME=$(RUNTIME): the sandbox's image runs with RUNTIME=podman or RUNTIME=docker))
 	$(SANDBOX) wheelhouse -r sandbox/wheelhouse.txt
-	$(if $(RUNTIME),$(SANDBOX) container-image --vars build/sandbox-$(RUNTIME).json)
+	$(if $(RUNTIME),$(SANDBOX) container-image --runtime $(RUNTIME) --vars build/sandbox-$(RUNTIME).json)
 	$(SANDBOX) up --nodes "$(NODES)"
 	ansible-playbook playbooks/train.yml -i inventories/sandbox $(if $(RUNTIME),-e @build/sandbox-$(RUNTIME).json)
 
@@ -100,7 +100,7 @@ molecule: venv deps  ## Molecule scenarios on the sandbox ($(SCENARIOS))
 	    || { sed -n '/= \(FAILURES\|ERRORS\) =/,/ in [0-9.]*s/p' build/molecule-$$s.log | tail -80; exit 1; }; \
 	done
 
-test-slow: venv deps  ## Slow scenarios, not in `make test`: crash and c10d recovery with resume, a power cut, relaunch edge cases, a join timeout and a hung rank named, a planted connectivity fault (~11 min), the firewalld and ufw scenarios (~13 min), a node's last job removed, a failing health check that launches nothing, a throttled node named by the health check, a look-alike sshd, a stalled mirror, the strict firewall's allow list and way back, the preflight cases refused on the controller, the NVIDIA driver's upgrade and reboot, the sandbox's own recovery and resizing, the job in its image with podman (~10 min), the sandbox wiring scenario, the CUDA toolkit from Debian non-free (~2.5 GB)
+test-slow: venv deps  ## Slow scenarios, not in `make test`: crash and c10d recovery with resume, a power cut, relaunch edge cases, a join timeout and a hung rank named, a planted connectivity fault (~11 min), the firewalld and ufw scenarios (~13 min), a node's last job removed, a failing health check that launches nothing, a throttled node named by the health check, a look-alike sshd, a stalled mirror, the strict firewall's allow list and way back, the preflight cases refused on the controller, the NVIDIA driver's upgrade and reboot, the sandbox's own recovery and resizing, the job in its image with podman (~18 min) and with docker (~9 min), the sandbox wiring scenario, the CUDA toolkit from Debian non-free (~2.5 GB)
 	pytest -q -m slow tests/integration
 	$(MAKE) molecule SCENARIOS="$(SLOW_SCENARIOS)"
 	molecule test -s sandbox

@@ -73,6 +73,7 @@ SUITE = "bookworm"  # Debian 12
 IMAGE_PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "python3",
     "python3-apt", "iproute2", "procps", "ca-certificates",
+    "crun",  # the OCI runtime of the site's docker configuration (DOCKER_CONF); podman brings its own
 )
 REQUIRED_TOOLS = ("debootstrap", "systemd-nspawn", "ip", "ssh", "ssh-keygen", "mount", "umount", "chroot", "apt-cacher-ng")
 BOOT_TIMEOUT = 90
@@ -256,9 +257,26 @@ PODMAN_CONF = {
                     'runroot = "/run/containers/storage"\ngraphroot = "/var/lib/containers/storage"\n',
 }
 
+# The site's docker configuration, for torchrun_runtime=docker, on the same grounds: crun without
+# cgroups, through a wrapper that asks it for no new session keyring (docker has no setting for
+# either), the vfs driver, and no bridge or iptables rules of docker's own (the job uses the host's
+# network; the node's firewall is the collection's). Written before docker.io is installed, as a
+# site's configuration management would.
+DOCKER_CONF = {
+    "etc/docker/daemon.json": json.dumps({"storage-driver": "vfs", "iptables": False, "ip6tables": False, "bridge": "none",
+                                          "default-runtime": "crun-nspawn",
+                                          "runtimes": {"crun-nspawn": {"path": "/usr/local/bin/crun-nspawn"}}}, indent=2) + "\n",
+    "usr/local/bin/crun-nspawn": "#!/bin/sh\n# Sandbox nodes are systemd-nspawn machines (sandbox/sandbox.py): crun without cgroups and\n"
+                                 "# without a new session keyring, which docker cannot ask for.\n"
+                                 "for arg; do\n  shift\n"
+                                 '  case "$arg" in create|run) set -- "$@" "$arg" --no-new-keyring ;; *) set -- "$@" "$arg" ;; esac\n'
+                                 'done\nexec /usr/bin/crun --cgroup-manager=disabled "$@"\n',
+}
+
 
 def image_recipe(sources: list[dict]) -> str:
-    recipe = {"suite": SUITE, "packages": IMAGE_PACKAGES, "sources": sources, "proxy": HOST_ADDR, "podman": PODMAN_CONF, "v": 4}
+    recipe = {"suite": SUITE, "packages": IMAGE_PACKAGES, "sources": sources, "proxy": HOST_ADDR, "podman": PODMAN_CONF,
+              "docker": DOCKER_CONF, "v": 4}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
 
@@ -298,6 +316,10 @@ def build_image(sources: list[dict]) -> None:
     (tmp / "etc" / "containers").mkdir(exist_ok=True)
     for name, text in PODMAN_CONF.items():
         (tmp / "etc" / "containers" / name).write_text(text)
+    for name, text in DOCKER_CONF.items():
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / name).write_text(text)
+        (tmp / name).chmod(0o755 if name.startswith("usr/local/bin/") else 0o644)
     with contextlib.suppress(FileNotFoundError):
         (tmp / "etc" / "apt" / "sources.list").unlink()
     (tmp / "etc" / "apt" / "sources.list.d" / "debian.sources").write_text(render_sources(sources))
@@ -948,7 +970,7 @@ def cmd_wheelhouse(args: argparse.Namespace) -> int:
 
 
 def cmd_container_image(args: argparse.Namespace) -> int:
-    """The training image for torchrun_runtime=podman (sandbox/container_image.py), from the node image and the wheelhouse."""
+    """The training image for torchrun_runtime=podman or docker (sandbox/container_image.py), from the node image and the wheelhouse."""
     import container_image  # pylint: disable=import-outside-toplevel
 
     preflight()
@@ -960,7 +982,7 @@ def cmd_container_image(args: argparse.Namespace) -> int:
                                          CONTAINER_ARCHIVE, log=log)
     if args.vars:
         Path(args.vars).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.vars).write_text(json.dumps({"torchrun_runtime": "podman", "torchrun_image": container_image.reference(),
+        Path(args.vars).write_text(json.dumps({"torchrun_runtime": args.runtime, "torchrun_image": container_image.reference(),
                                                "torchrun_image_archive": str(CONTAINER_ARCHIVE)}, indent=2) + "\n")
     print("%s %s" % (CONTAINER_ARCHIVE, image_id))
     return 0
@@ -996,7 +1018,8 @@ def main(argv: list[str] | None = None) -> int:
     wheels = sub.add_parser("wheelhouse", help="download wheels for the nodes")
     wheels.add_argument("-r", "--requirements", required=True)
     wheels.set_defaults(func=cmd_wheelhouse)
-    container = sub.add_parser("container-image", help="build the training image archive for torchrun_runtime=podman")
+    container = sub.add_parser("container-image", help="build the training image archive for torchrun_runtime=podman or docker")
+    container.add_argument("--runtime", choices=("podman", "docker"), default="podman", help="the torchrun_runtime --vars names")
     container.add_argument("-r", "--requirements", default=str(REPO / "sandbox" / "wheelhouse.txt"))
     container.add_argument("--vars", help="write the job's torchrun_runtime, torchrun_image and torchrun_image_archive to this file (-e @FILE)")
     container.set_defaults(func=cmd_container_image)

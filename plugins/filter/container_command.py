@@ -11,7 +11,8 @@ version_added: 0.3.0
 short_description: The command that runs a job's torchrun inside its image (torchrun_runtime)
 description:
   - Wraps the torchrun command line (filter P(onprem.torchrun.torchrun_command#filter)) in C(podman run)
-    for the job's unit, so that ports, node rank, interface, firewall and rendezvous stay as on the host.
+    or C(docker run) for the job's unit, so that ports, node rank, interface, firewall and rendezvous
+    stay as on the host.
   - The container shares the host's network, IPC (so C(/dev/shm) is the host's, enough for data
     loaders and NCCL) and host name; it runs as the job's user (numeric, no root inside), with every
     capability dropped, C(no-new-privileges), a read-only image and an init that forwards SIGTERM to
@@ -19,6 +20,12 @@ description:
     write folders read-write and every other one read-only. The unit's environment (the job's
     environment files) is the container's. The image is never pulled at start.
   - The container is removed when it ends (C(--rm)); a restart starts a fresh one (C(--replace)).
+  - Docker lacks three of podman's options, which the command makes up for. The node's own
+    C(/usr/bin/python3) starts it - removes a container of the name left behind, then becomes
+    C(docker run) with the unit's environment by name (C(--env=NAME) for each of its variables but
+    C(PATH), so no value is on a command line). The image's venv Python sets the job's umask and then runs torchrun (docker has no
+    C(--umask)). C(/tmp) and C(/var/tmp) are tmpfs, as podman mounts them for a read-only image.
+    GPUs go through the NVIDIA container toolkit's C(--gpus) (docker 20.10 has no CDI).
 options:
   _input:
     description: The job's container.
@@ -26,7 +33,7 @@ options:
     required: true
     suboptions:
       runtime:
-        description: torchrun_runtime; C(podman).
+        description: torchrun_runtime; C(podman) or C(docker).
         type: str
         required: true
       image:
@@ -66,9 +73,9 @@ options:
       gpus:
         description:
           - The GPUs the container gets, as CDI devices of the NVIDIA container toolkit's
-            specification (C(nvidia.com/gpu=<index or UUID>)); C([all]) for every GPU of the node, empty
-            for none (a cpu job). A subset is numbered from 0 inside, so C(CUDA_VISIBLE_DEVICES) there
-            names 0 to n-1, in the host's order.
+            specification (C(nvidia.com/gpu=<index or UUID>)) with podman, as C(--gpus) with docker;
+            C([all]) for every GPU of the node, empty for none (a cpu job). A subset is numbered from 0
+            inside, so C(CUDA_VISIBLE_DEVICES) there names 0 to n-1, in the host's order.
         type: list
         elements: str
         default: []
@@ -104,18 +111,36 @@ _value:
       type: list
       elements: str
     remove:
-      description: The unit's C(ExecStopPost) command, which removes a container left behind.
+      description:
+        - The unit's C(ExecStopPost) command, which removes a container left behind.
       type: list
       elements: str
+    remove_may_fail:
+      description: Whether C(remove) fails where there is no container (docker), so the unit ignores its status.
+      type: bool
 """
 
 import re
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.onprem.torchrun.plugins.module_utils.contract import CONTAINER_RUNTIMES as RUNTIMES, IMAGE_REFERENCE as IMAGE, container_name
+import os
+
+from ansible_collections.onprem.torchrun.plugins.module_utils.contract import (CONTAINER_RUNTIMES as RUNTIMES, HOST_PYTHON,
+                                                                               IMAGE_REFERENCE as IMAGE, container_name)
 
 PATH = re.compile(r"\A/[^\s,:]*\Z")
 GPU = re.compile(r"\A(all|[0-9]+|(GPU|MIG)-[0-9A-Za-z/-]+)\Z")
+UMASK = "0027"
+# docker (no --replace, no --env-host): removes a container of the name left behind, then runs docker
+# with the unit's environment by name (the client reads each value from its own environment), but
+# PATH (the image's) and what the command sets itself.
+DOCKER_START = ("import os, subprocess, sys; a = sys.argv[1:]; "
+                "subprocess.run([a[0], 'rm', '--force'] + [x[7:] for x in a if x.startswith('--name=')][:1], "
+                "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False); "
+                "given = {x[6:].split('=', 1)[0] for x in a if x.startswith('--env=')}; "
+                "os.execv(a[0], a[:2] + ['--env=' + k for k in sorted(os.environ) if k != 'PATH' and k not in given] + a[2:])")
+# docker: the job's umask, set by the image's Python, which then becomes torchrun.
+WITH_UMASK = "import os, sys; os.umask(0o%s); os.execv(sys.argv[1], sys.argv[1:])" % UMASK[1:]
 
 
 def _paths(spec, key):
@@ -165,17 +190,28 @@ def container_command(spec, command):
     if "all" in gpus and len(gpus) > 1:
         raise AnsibleFilterError("container_command: gpus is either [all] or a list of GPUs, got %r" % (gpus,))
     binary = RUNTIMES[runtime]
-    argv = [binary, "run", "--rm", "--replace", "--name=" + name, "--init", "--pull=never", "--log-driver=none",
-            "--network=host", "--ipc=host", "--uts=host", "--user=%d:%d" % (uid, gid), "--cap-drop=all",
-            "--security-opt=no-new-privileges", "--read-only", "--umask=0027", "--env-host", "--workdir=" + workdir]
+    podman = runtime == "podman"
+    argv = [binary, "run", "--rm"] + (["--replace"] if podman else []) + [
+        "--name=" + name, "--init", "--pull=never", "--log-driver=none", "--network=host", "--ipc=host", "--uts=host",
+        "--user=%d:%d" % (uid, gid), "--cap-drop=all", "--security-opt=no-new-privileges", "--read-only"]
+    argv += ["--umask=" + UMASK, "--env-host"] if podman else ["--tmpfs=/tmp", "--tmpfs=/var/tmp"]
+    argv.append("--workdir=" + workdir)
     argv += ["--volume=%s:%s:rw" % (path, path) for path in writes]
     argv += ["--volume=%s:%s:ro" % (path, path) for path in reads]
-    argv += ["--device=nvidia.com/gpu=%s" % gpu for gpu in gpus]
-    if gpus and gpus != ["all"]:  # after --env-host: inside, the subset is GPUs 0 to n-1
+    if podman:
+        argv += ["--device=nvidia.com/gpu=%s" % gpu for gpu in gpus]
+    elif gpus:  # the toolkit's hook; a list needs its own quotes inside the value
+        argv.append("--gpus=all" if gpus == ["all"] else '--gpus="device=%s"' % ",".join(gpus))
+    if gpus and gpus != ["all"]:  # after the host's environment: inside, the subset is GPUs 0 to n-1
         argv.append("--env=CUDA_VISIBLE_DEVICES=%s" % ",".join(str(i) for i in range(len(gpus))))
     if spec.get("rdma"):
         argv += ["--device=/dev/infiniband", "--ulimit=memlock=-1:-1"]
-    return {"argv": argv + [image] + [str(arg) for arg in command], "remove": [binary, "rm", "--force", "--ignore", name]}
+    command = [str(arg) for arg in command]
+    if podman:
+        return {"argv": argv + [image] + command, "remove": [binary, "rm", "--force", "--ignore", name], "remove_may_fail": False}
+    python = os.path.join(os.path.dirname(command[0]), "python")
+    return {"argv": [HOST_PYTHON, "-I", "-c", DOCKER_START] + argv + [image, python, "-I", "-c", WITH_UMASK] + command,
+            "remove": [binary, "rm", "--force", name], "remove_may_fail": True}
 
 
 class FilterModule:

@@ -80,7 +80,7 @@ def lookup(values, var):
     """``var`` of a host's variables; a dotted name reads into it (None where a part is missing)."""
     found = values
     for part in var.split("."):
-        found = found.get(part) if isinstance(found, dict) or hasattr(found, "get") else None
+        found = found.get(part) if hasattr(found, "get") else None
         if found is None:
             return None
     return found

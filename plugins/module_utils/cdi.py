@@ -3,7 +3,8 @@
 """The GPUs a node's CDI specifications name (Container Device Interface, what
 `nvidia-ctk cdi generate` writes), for a job in its image: podman gives the container its GPUs as
 CDI devices (nvidia.com/gpu=<name>), and a node without such a specification has none to give.
-Read as text (a specification is YAML or JSON; the node needs no YAML parser)."""
+Read as text (a specification is YAML or JSON; the node needs no YAML parser). Docker (20.10, no
+CDI) gives them through the NVIDIA container toolkit's hook instead (--gpus)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import glob
 import os
 import re
 
+# What docker's --gpus runs (nvidia-container-toolkit): without it, docker has no GPU to give.
+TOOLKIT_HOOK = "/usr/bin/nvidia-container-runtime-hook"
 # Where CDI looks: the static and the generated specifications.
 SPEC_DIRS = ("/etc/cdi", "/var/run/cdi")
 KIND = re.compile(r"""["']?kind["']?\s*:\s*["']?nvidia\.com/gpu["']?""")
@@ -35,3 +38,8 @@ def gpu_devices(dirs=SPEC_DIRS) -> list[str]:
             except (OSError, UnicodeDecodeError):
                 continue
     return sorted(names)
+
+
+def toolkit_hook(path=TOOLKIT_HOOK) -> bool:
+    """Whether the NVIDIA container toolkit's hook, which docker's --gpus needs, is on the node."""
+    return os.path.isfile(path) and os.access(path, os.X_OK)

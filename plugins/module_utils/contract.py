@@ -20,7 +20,10 @@ RANK_VARIABLES = ("NODE_RANK", "RANK", "LOCAL_RANK", "GROUP_RANK", "WORLD_SIZE",
 IMAGE_REFERENCE = re.compile(r"\A[a-z0-9][a-z0-9._-]*(?::[0-9]+)?(?:/[a-z0-9][a-z0-9._-]*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
                              r"(?:@sha256:[0-9a-f]{64})?\Z")
 # The runtimes torchrun_runtime names besides the host's own venv, and their binary.
-CONTAINER_RUNTIMES = {"podman": "/usr/bin/podman"}
+CONTAINER_RUNTIMES = {"podman": "/usr/bin/podman", "docker": "/usr/bin/docker"}
+# The node's own Python (what Ansible runs there): with docker, the unit's environment reaches the
+# container by name through it (filter container_command), as podman's --env-host passes it.
+HOST_PYTHON = "/usr/bin/python3"
 
 
 def container_name(job, purpose=""):

@@ -81,6 +81,19 @@ def rank_of(pid, proc="/proc"):
     return ""
 
 
+def pid_inside(pid, proc="/proc"):
+    """A process's PID in its own PID namespace (a container's, where the job runs in its image): the
+    last of NSpid in its status; the host's PID where it has no namespace of its own or is gone."""
+    try:
+        with open("%s/%d/status" % (proc, pid)) as handle:
+            for line in handle:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return pid
+
+
 def journal(module, unit, invocation, lines):
     if lines <= 0:
         return []
@@ -195,7 +208,7 @@ def report(module, job, log_lines=5, wait_for_workers=0.0, wait_for_end=0.0, jou
         restarts=to_int(props.get("NRestarts")),
         main_pid=pid,
         workers=len(workers),
-        worker_ranks=[{"pid": worker, "rank": rank_of(worker)} for worker in workers],
+        worker_ranks=[{"pid": worker, "rank": rank_of(worker), "pid_inside": pid_inside(worker)} for worker in workers],
         started=props.get("ActiveEnterTimestamp", ""),
         finished=state not in RUNNING,
         stale=stale(props, job),

@@ -106,11 +106,14 @@ workers:
   returned: always
   type: int
 worker_ranks:
-  description: Each worker's PID and its global rank (C(RANK) of its environment; empty when unreadable).
+  description:
+    - Each worker's PID, its global rank (C(RANK) of its environment; empty when unreadable) and its
+      PID in its own PID namespace (C(pid_inside); the job's container's where torchrun_runtime runs
+      it in its image, else the same as C(pid)).
   returned: always
   type: list
   elements: dict
-  sample: [{"pid": 4242, "rank": "0"}, {"pid": 4243, "rank": "1"}]
+  sample: [{"pid": 4242, "rank": "0", "pid_inside": 4}, {"pid": 4243, "rank": "1", "pid_inside": 5}]
 started:
   description: When the unit last became active (ActiveEnterTimestamp), empty if never.
   returned: always

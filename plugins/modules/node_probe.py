@@ -229,6 +229,12 @@ cdi_gpus:
   type: list
   elements: str
   sample: ["0", "1", "all"]
+gpu_hook:
+  description:
+    - Whether the NVIDIA container toolkit's hook (C(nvidia-container-runtime-hook)) is on the node, which
+      docker's C(--gpus) needs to give a job in its image its GPUs.
+  returned: always
+  type: bool
 secure_boot:
   description:
     - The node's Secure Boot state - C(enabled), C(disabled) or C(unknown) - from C(mokutil --sb-state) where
@@ -554,6 +560,7 @@ def main() -> None:
         gpus=len(gpu_devices),
         gpu_ids=[pcie.device_id(name) for name in gpu_devices],
         cdi_gpus=cdi.gpu_devices(),
+        gpu_hook=cdi.toolkit_hook(),
         secure_boot=firmware.secure_boot(module),
         nvswitches=pci_count(NVSWITCH_CLASSES),
         fabric=fabric.read(),

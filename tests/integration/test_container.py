@@ -2,52 +2,35 @@
 (sandbox/container_image.py: the nodes' Debian with a venv from the wheelhouse, shipped to the
 nodes as an archive), podman from the distribution, the site's podman configuration the sandbox
 writes (sandbox.PODMAN_CONF). Ranks, ports, firewall and the job's user stay as on the host.
+test_container_docker.py runs the same checks (tests/integration/container_common.py) with docker.
 
-Needs root (`make test-slow`: about 7.5 minutes on a 2-core machine).
+Needs root (`make test-slow`: about 18 minutes on a 2-core machine).
 """
 
-import json
 import os
 import re
 import shutil
-import time
+import subprocess
 
+import container_common as common
 import harness
 import pytest
-from conftest import run_playbook
+import sandbox
+from container_common import CHECKPOINTS, UNIT, ok, on, playbook
 
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root"), pytest.mark.slow]
-UNIT = "torchrun-train.service"
-SHARED = "/srv/shared"
-CHECKPOINTS = SHARED + "/train/checkpoints"
-SLOW_JOB = {"torchrun_script_args": ["--epochs", "300", "--sleep-per-epoch", "0.5"], "torchrun_shared_dir": SHARED, "torchrun_uid": 2000}
-on = harness.on
+RUNTIME = "podman"
 
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
-    """The job's runtime settings for the sandbox's image (torchrun_runtime, torchrun_image, torchrun_image_archive)."""
-    path = tmp_path_factory.mktemp("image") / "podman.json"
-    harness.tool("container-image", "--vars", str(path))
-    return json.loads(path.read_text())
-
-
-def playbook(name, settings, extra=None, *args):
-    return run_playbook(name, "-e", json.dumps(dict(SLOW_JOB, **settings, **(extra or {}))), *args)
-
-
-ok = harness.ok
-wait_for = harness.wait_for
-current_log = harness.current_log
+    return common.image_settings(tmp_path_factory.mktemp("image"), RUNTIME)
 
 
 @pytest.fixture(scope="module")
 def cluster(image):
-    with harness.cluster(2):
-        setup = playbook("setup", image)
-        ok(setup)
-        yield setup.stdout
-        ok(playbook("stop", image))
+    with common.cluster(image) as setup:
+        yield setup
 
 
 def test_setup_installs_podman_and_the_image_and_a_second_run_changes_nothing(cluster, image):
@@ -55,45 +38,15 @@ def test_setup_installs_podman_and_the_image_and_a_second_run_changes_nothing(cl
         assert on(node, "test -e /opt/torchrun/venv").returncode != 0  # nothing of torch on the host: the image carries it
         ids = on(node, "podman image inspect --format '{{.Id}}' %s" % image["torchrun_image"]).stdout.split()
         assert len(ids) == 1 and len(ids[0]) == 64, ids
-    again = ok(playbook("setup", image))
-    assert harness.recap_changed(again, "node1") == 0 and harness.recap_changed(again, "node2") == 0, again[-3000:]
-    checked = ok(playbook("setup", image, None, "--check", "--diff"))
-    assert harness.recap_changed(checked, "node1") == 0 and harness.recap_changed(checked, "node2") == 0, checked[-3000:]
-    # The drift report reads torch and Lightning from the image's venv (the host has none).
-    report = ok(playbook("report", image))
-    for node in ("node1", "node2"):
-        assert re.search(r"^\s*- '?%s\s.*2\.13\.0\+cpu.*2\.6\.6" % node, report, re.M), report[-3000:]
+    common.setup_again_changes_nothing_and_the_report_reads_the_image(image)
 
 
 def test_the_health_check_measures_in_the_image(cluster, image, tmp_path):
-    report = tmp_path / "healthcheck.json"
-    small = {"healthcheck_max_bytes": 4 << 20, "healthcheck_pair_bytes": 4 << 20, "healthcheck_iters": 5, "healthcheck_warmup": 1}
-    out = " ".join(ok(playbook("healthcheck", image, dict(small, healthcheck_report=str(report)))).split())
-    assert "health check: PASS (gloo, 4 processes on 2 nodes" in out, out[-3000:]
-    assert json.loads(report.read_text())["status"] == "pass"
-    for node in ("node1", "node2"):
-        assert on(node, "podman ps --all --format '{{.Names}}'").stdout.strip() == ""  # the check's container is gone
+    common.health_check_runs_in_a_container_of_its_own(image, RUNTIME, tmp_path / "healthcheck.json")
 
 
 def test_the_job_trains_in_its_image_as_its_user_with_the_inventorys_ranks(cluster, image):
-    ok(playbook("launch", image, {"job_wait": False}))
-    assert wait_for(lambda: re.search(r"\] epoch [0-9]+/300", current_log("node1")), 180) is not None
-    for node, ranks in (("node1", (0, 1)), ("node2", (2, 3))):
-        log = current_log(node)
-        for rank in ranks:  # the node rank is the inventory index, inside the container as on the host
-            assert "[rank %d] joined: node %d" % (rank, rank // 2) in log, log[-2000:]
-        # Every process of the training (the init, torchrun's agent, its 2 workers) runs as the job's user
-        # (uid 2000 on the host); root runs the container runtime only.
-        listing = on(node, "ps -eo uid=,args=").stdout
-        job = [line.split(None, 1) for line in listing.splitlines() if "lightning_synthetic.py" in line]
-        assert [uid for uid, _ in job if uid != "0"] == ["2000"] * 4, listing
-        assert [args.split()[0] for uid, args in job if uid == "0"] == ["/usr/bin/podman"], listing
-        assert on(node, "podman ps --format '{{.Names}}'").stdout.split() == ["torchrun-train"]
-
-
-def test_the_store_in_the_container_is_closed_to_an_outsider_and_open_to_the_peer(cluster):
-    assert harness.connect("node2", "198.18.0.11", 29500, seconds=2) == 0
-    assert harness.connect("outsider", "198.18.0.11", 29500, seconds=2) != 0
+    common.launched_with_ranks_and_the_jobs_uid(image, RUNTIME)
 
 
 def test_a_project_trains_in_the_image_whose_venv_is_checked_against_its_requirements(cluster, image, tmp_path):
@@ -123,31 +76,37 @@ def test_a_project_trains_in_the_image_whose_venv_is_checked_against_its_require
     out = " ".join(playbook("launch", image, other).stdout.split())
     assert "node1: /opt/torchrun/venv in %s does not hold what" % image["torchrun_image"] in out, out[-3000:]
     assert "tabulate==0.8.10 (0.9.0 installed)" in out and "build torchrun_image with it" in out, out[-3000:]
-    ok(playbook("setup", image, None, "--tags", "launcher"))  # the slow job again, for the tests below
+    # The slow job again, for the tests below, without the project's last.ckpt (another model, which it would resume).
+    assert harness.as_job("node1", "rm -rf %s/*" % CHECKPOINTS).returncode == 0
+    ok(playbook("setup", image, None, "--tags", "launcher"))
 
 
 def test_a_node_with_another_image_is_named_and_nothing_starts(cluster, image):
-    ok(playbook("stop", image))
-    # node2's image replaced by another of the same name (an empty one): what a node that pulled a moved tag has.
-    swapped = on("node2", "podman rmi --force {0} && d=$(mktemp -d) && tar -c -C $d . | podman import --quiet - {0}"
-                          .format(image["torchrun_image"]))
-    assert swapped.returncode == 0, swapped.stderr
-    before = on("node1", "systemctl show -p InvocationID --value %s" % UNIT).stdout
-    out = " ".join(run_playbook("launch", "-e", json.dumps(dict(SLOW_JOB, **image))).stdout.split())
-    assert re.search(r"node2: its %s is image [0-9a-f]{12}.*, node1's is [0-9a-f]{12}.*: the ranks would run different code"
+    common.another_image_is_named_and_nothing_starts(image, RUNTIME)
+
+
+def test_stacks_and_flight_records_are_read_with_the_images_own_tools_as_the_jobs_user(cluster, image, tmp_path):
+    if on("node1", "systemctl is-active %s" % UNIT).stdout.strip() != "active":  # the test above leaves it running
+        ok(playbook("launch", image, {"job_wait": False}))
+        assert harness.wait_for(lambda: re.search(common.EPOCH, harness.current_log("node1")), 240) is not None
+    # Two real flight records (torch 2.13, gloo) in node1's
+    # job folder, written by the job's user as its ranks would: torch's analyser reads them in the image.
+    for rank in (0, 1):
+        record = (harness.ROOT / "tests" / "unit" / "fixtures" / "flight" / ("gloo_2ranks_rank%d.pkl" % rank)).read_bytes()
+        subprocess.run(sandbox.ssh_command("node1") + ["runuser -u torchrun-train -- tee /var/lib/torchrun/train/nccl_trace_rank_%d"
+                                                       " >/dev/null" % rank], input=record, check=True, timeout=60)
+    try:  # py-spy from the image, inside the job's container (the host has none): every rank's stack
+        out = common.stacks_are_read_in_the_container(image, tmp_path)
+    finally:
+        on("node1", "rm -f /var/lib/torchrun/train/nccl_trace_rank_*")
+    # torch 2.13's analyser, run in the image as the job's user, fails on gloo's records: ours reads them.
+    assert re.search(r"flight records: torch's analyser \(torch\.distributed\.flight_recorder\.fr_trace\) on node1 as torchrun-train "
+                     r"in %s failed on them \(KeyError: \('0', \d\)\); read by onprem\.torchrun\.hang_report instead"
                      % re.escape(image["torchrun_image"]), out), out[-3000:]
-    assert on("node1", "systemctl show -p InvocationID --value %s" % UNIT).stdout == before  # node1 did not start either
-    # setup loads the archive's image again where it is not the one loaded, and the job starts.
-    assert harness.recap_changed(ok(playbook("setup", image)), "node2") > 0
-    ok(playbook("launch", image, {"job_wait": False}))
-    assert wait_for(lambda: re.search(r"\] epoch [0-9]+/300", current_log("node1")), 180) is not None
+    assert sorted(p.name for p in tmp_path.glob("train-flight-*")) == ["train-flight-nccl_trace_rank_%d-node1.pkl" % r for r in (0, 1)]
+    for node in ("node1", "node2"):  # the analyser's run of the image is gone; the job's container runs on
+        assert common.containers(node, RUNTIME) == ["torchrun-train"]
 
 
 def test_stop_saves_a_checkpoint_and_removes_the_containers(cluster, image):
-    start = time.time()
-    ok(playbook("stop", image))
-    assert "SIGTERM: saved %s/last.ckpt" % CHECKPOINTS in current_log("node1")  # SIGTERM reached torchrun inside
-    for node in ("node1", "node2"):
-        assert on(node, "systemctl show -p ActiveState --value %s" % UNIT).stdout.strip() in ("inactive", "failed")
-        assert on(node, "podman ps --all --format '{{.Names}}'").stdout.strip() == ""
-    print("stop.yml with containers on 2 nodes: %.1f s" % (time.time() - start))
+    common.stop_saves_a_checkpoint_and_leaves_no_container(image, RUNTIME)

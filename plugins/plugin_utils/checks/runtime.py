@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.onprem.torchrun.plugins.module_utils.cdi import TOOLKIT_HOOK
 from ansible_collections.onprem.torchrun.plugins.module_utils.contract import IMAGE_REFERENCE
 from ansible_collections.onprem.torchrun.plugins.plugin_utils.checks.core import Cluster, Problem, absolute_path, problem, shown
 
@@ -21,7 +22,7 @@ def runtime(c: Cluster) -> list[Problem]:
         for var, value in (("torchrun_image", image), ("torchrun_image_archive", archive)):
             if value:
                 found.append(problem(host, var, "%s=%s is set, but torchrun_runtime=host runs torchrun from torchrun_venv on the node; "
-                                                "set torchrun_runtime=podman to run it in the image" % (var, shown(value))))
+                                                "set torchrun_runtime=podman or docker to run it in the image" % (var, shown(value))))
         return found
     if not image:
         found.append(problem(host, "torchrun_image", "torchrun_runtime=%s needs torchrun_image, the image that holds the venv at "
@@ -47,13 +48,23 @@ def runtime(c: Cluster) -> list[Problem]:
 
 
 def cdi_gpus(c: Cluster, kind: str) -> list[Problem]:
-    """A cuda job in its image gets its GPUs as CDI devices: each node's specification names them (node stage)."""
+    """A cuda job in its image gets its GPUs as CDI devices with podman, each node's specification naming
+    them, and through the NVIDIA container toolkit's hook with docker (node stage)."""
     if c.cluster("torchrun_accelerator") != "cuda" or c.facts is None:
         return []
     found = []
     for node in c.hosts:
         facts = c.node_facts(node)
-        if facts is None or "cdi_gpus" not in facts:
+        if facts is None:
+            continue
+        if kind == "docker":
+            if facts.get("gpu_hook") is False:
+                found.append(problem(node, "torchrun_runtime", "%s: torchrun_runtime=docker gives the container its GPUs with --gpus, "
+                                                               "which needs the NVIDIA container toolkit's hook (%s), not on the node; "
+                                                               "install nvidia-container-toolkit there and run `nvidia-ctk runtime "
+                                                               "configure --runtime=docker`, then restart docker" % (node, TOOLKIT_HOOK)))
+            continue
+        if "cdi_gpus" not in facts:
             continue
         have = [str(name) for name in facts["cdi_gpus"] or []]
         wanted = [str(gpu) for gpu in c.get(node, "torchrun_gpus", []) or []] or ["all"]

@@ -1,5 +1,6 @@
 """The probing and job-reading logic of the modules, on loopback and on this process's own children."""
 
+import os
 import socket
 import subprocess
 import sys
@@ -66,6 +67,18 @@ def test_children_lists_a_process_workers_with_their_ranks():
         parent.wait()
     assert unit_state.children(0) == []
     assert unit_state.rank_of(0) == ""
+
+
+def test_a_workers_pid_inside_its_container_is_the_last_of_nspid(tmp_path):
+    # A worker of a job in its image: PID 2419 on the host, 4 in the container's PID namespace.
+    (tmp_path / "2419").mkdir()
+    (tmp_path / "2419" / "status").write_text("Name:\tpython\nTgid:\t2419\nNSpid:\t2419\t4\nNStgid:\t2419\t4\n")
+    assert unit_state.pid_inside(2419, proc=str(tmp_path)) == 4
+    (tmp_path / "77").mkdir()  # on the host: one PID namespace, the same PID
+    (tmp_path / "77" / "status").write_text("Name:\tpython\nNSpid:\t77\n")
+    assert unit_state.pid_inside(77, proc=str(tmp_path)) == 77
+    assert unit_state.pid_inside(78, proc=str(tmp_path)) == 78  # gone: the PID it had
+    assert unit_state.pid_inside(os.getpid()) > 0
 
 
 def test_to_int_tolerates_systemd_blanks():
