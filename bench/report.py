@@ -53,15 +53,17 @@ def markdown(run: dict, results: list[dict]) -> str:
         lines += ["", "## Bandwidth", "",
                   "node1-node2, GB/s per run: health check %s; raw all_reduce loop %s; iperf3 (one TCP stream) %s, median %.3f GB/s."
                   % (details["ours_runs"], details["baseline_runs"], details["iperf3_runs"], details["iperf3_gbps"])]
-    for key, title in (("relaunch", "Slowest tasks of launch.yml"), ("edit_to_train", "Slowest tasks of train.yml after an edit"),
-                       ("cold", "Slowest tasks of the cold train.yml")):
+    for key, heading, runs, title in (("relaunch", "Relaunch", ("launch.yml", "parallel ssh"), "Slowest tasks of launch.yml"),
+                                      ("edit_to_train", "Edit to train", ("train.yml", "rsync and parallel ssh"),
+                                       "Slowest tasks of train.yml after an edit"),
+                                      ("cold", "Cold converge", None, "Slowest tasks of the cold train.yml")):
         if key in by_key:
             details = by_key[key]["details"]
             if "parts" in details:
-                lines += ["", "## Cold converge", "", "Parts, seconds: " + ", ".join("%s %.1f" % kv for kv in details["parts"].items())
+                lines += ["", "## " + heading, "", "Parts, seconds: " + ", ".join("%s %.1f" % kv for kv in details["parts"].items())
                           + "; sum %.1f s." % by_key[key]["baseline"]]
-            if "ours_runs" in details:
-                lines += ["", "## Relaunch", "", "Runs, seconds: launch.yml %s; parallel ssh %s." % (details["ours_runs"], details["baseline_runs"])]
+            elif "ours_runs" in details:
+                lines += ["", "## " + heading, "", "Runs, seconds: %s %s; %s %s." % (runs[0], details["ours_runs"], runs[1], details["baseline_runs"])]
             lines += slow_tasks(title, details.get("slowest_tasks", []))
     return "\n".join(lines) + "\n"
 

@@ -65,6 +65,7 @@ class ActionModule(ActionBase):
                 display.display(wait_model.progress_line(params["job"], nodes, params["hosts"], params["master"], until))
                 last_shown = time.monotonic()
             if verdict["done"]:
+                wait_model.finish(folder, host, params["hosts"])
                 result.update(info)
                 result.update(changed=False, waited=round(time.monotonic() - started, 1), **verdict)
                 return result

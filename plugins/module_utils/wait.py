@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 
 from ansible_collections.onprem.torchrun.plugins.module_utils.contract import rank_segments
 
@@ -36,6 +37,17 @@ def read(folder: str, hosts: list[str]) -> dict[str, dict | None]:
         except (OSError, ValueError):
             found[host] = None
     return found
+
+
+def finish(folder: str, host: str, hosts: list[str]) -> bool:
+    """This node's wait is over: it says so in the folder, and the last node to finish removes the folder
+    (the nodes' answers carry log lines; nothing of a wait stays on the controller). Returns whether the
+    folder is gone. A node that never finishes (unreachable) leaves it, root's alone (0700)."""
+    open(os.path.join(folder, safe(host) + ".done"), "w", encoding="utf-8").close()
+    if all(os.path.exists(os.path.join(folder, safe(other) + ".done")) for other in hosts):
+        shutil.rmtree(folder, ignore_errors=True)
+        return True
+    return False
 
 
 def failed(info: dict | None) -> bool:

@@ -7,6 +7,7 @@ Needs root (`make integration`).
 """
 
 import contextlib
+import glob
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -127,8 +129,11 @@ def test_a_wait_that_ends_before_the_job_leaves_the_play_successful_and_the_job_
     # 150 s of training, a 12 s wait: the play ends well and says how to follow and stop the job; while
     # it waits the cluster gets one line of progress at a time, never a retry line per node.
     ok(playbook("stop"))
+    waits = set(glob.glob(os.path.join(tempfile.gettempdir(), "onprem-torchrun-wait-*")))
     out = ok(playbook("launch", {"job_wait_timeout": 12}))
     assert "FAILED - RETRYING" not in out, out[-3000:]
+    # What the nodes' waits shared on the controller (their log lines) is gone with the wait.
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "onprem-torchrun-wait-*"))) == waits
     flat = " ".join(out.split())
     assert "job train is still running on every node since" in flat and "stop it with: ansible-playbook onprem.torchrun.stop" in flat
     progress = [line for line in out.splitlines() if line.startswith("job train: 2 of 2 node(s) running, 0 restart(s); node1: ")]

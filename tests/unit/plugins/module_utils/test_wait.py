@@ -71,3 +71,13 @@ def test_a_follower_marks_each_line_with_the_node_its_rank_and_the_global_rank_t
         "node2 (node 1) rank 0 | ",
     ]
     assert wait.follow_lines("node1", 0, []) == []
+
+
+def test_the_last_node_to_finish_removes_the_folder_and_not_before(tmp_path):
+    folder = tmp_path / "wait"
+    folder.mkdir()
+    for host in HOSTS:
+        wait.write(str(folder), host, RUNNING)
+    assert wait.finish(str(folder), "node2", HOSTS) is False
+    assert wait.read(str(folder), HOSTS)["node2"] == {key: RUNNING.get(key) for key in wait.KEPT}  # node1 still reads node2
+    assert wait.finish(str(folder), "node1", HOSTS) is True and not folder.exists()
