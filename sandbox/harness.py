@@ -13,6 +13,8 @@ checks call the same functions. Needs root, like sandbox.py.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
 import os
 import re
 import shlex
@@ -144,3 +146,19 @@ def connect(source: str, address: str, port: int, seconds: int = 4) -> int:
     0: connected; 124: timed out (the SYN was dropped); anything else: refused, reset or no route.
     """
     return on(source, "timeout %d bash -c 'exec 3<>/dev/tcp/%s/%d'" % (seconds, address, port)).returncode
+
+
+# A health check small enough for the sandbox's shared cores (the settings of roles/healthcheck).
+HEALTHCHECK_SMALL = {"healthcheck_max_bytes": 4 << 20, "healthcheck_pair_bytes": 4 << 20, "healthcheck_iters": 5, "healthcheck_warmup": 1}
+
+
+def healthy(out: str, report: Path, nodes: list[str], job: str = "train") -> None:
+    """A health check that passed: its line names every process, its report every node, both sizes with a
+    bandwidth and every pair of nodes; nothing of it is left in the job's folder."""
+    assert "health check: PASS (gloo, %d processes on %d nodes" % (2 * len(nodes), len(nodes)) in out, out[-3000:]
+    result = json.loads(report.read_text())
+    assert result["status"] == "pass" and result["report"]["nodes"] == nodes, result
+    assert [s["bytes"] for s in result["report"]["sizes"]] == [1 << 20, 4 << 20], result
+    assert all(s["busbw_gbps"] > 0 for s in result["report"]["sizes"]), result
+    assert [p["nodes"] for p in result["report"]["pairs"]] == [list(pair) for pair in itertools.combinations(nodes, 2)], result
+    assert on(nodes[0], "ls /var/lib/torchrun/%s/healthcheck" % job).stdout == ""  # the report is not left behind

@@ -13,6 +13,8 @@ from ansible.utils.display import Display
 from ansible_collections.onprem.torchrun.plugins.module_utils import wait as wait_model
 
 display = Display()
+# How long the master's last line waits for a peer that has not answered yet (a node that never runs the wait costs this once).
+PEERS_BOUND = 3.0
 
 
 class ActionModule(ActionBase):
@@ -22,6 +24,16 @@ class ActionModule(ActionBase):
 
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("job", "token", "master", "hosts", "timeout", "interval", "log_lines", "until", "follow"))
+
+    @staticmethod
+    def _peers_reported(folder, hosts, nodes, bound=PEERS_BOUND):
+        """The cluster's last line waits a moment for a peer whose wait is in its last round too (a wait
+        of one round: every node's first answer comes at its end), so the line counts every node."""
+        deadline = time.monotonic() + bound
+        while any(nodes.get(host) is None for host in hosts) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            nodes = wait_model.read(folder, hosts)
+        return nodes
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -61,6 +73,8 @@ class ActionModule(ActionBase):
             wait_model.write(folder, host, info)
             nodes = wait_model.read(folder, params["hosts"])
             verdict = wait_model.verdict(nodes, params["hosts"], host, params["timeout"] - (time.monotonic() - started), until)
+            if host == params["master"] and verdict["done"]:
+                nodes = self._peers_reported(folder, params["hosts"], nodes)
             if host == params["master"] and (verdict["done"] or not follow and time.monotonic() - last_shown >= params["interval"] - 0.5):
                 display.display(wait_model.progress_line(params["job"], nodes, params["hosts"], params["master"], until))
                 last_shown = time.monotonic()

@@ -60,8 +60,7 @@ def setup_again_changes_nothing_and_the_report_reads_the_image(settings):
 
 
 def health_check_runs_in_a_container_of_its_own(settings, runtime, report):
-    small = {"healthcheck_max_bytes": 4 << 20, "healthcheck_pair_bytes": 4 << 20, "healthcheck_iters": 5, "healthcheck_warmup": 1,
-             "healthcheck_report": str(report)}
+    small = dict(harness.HEALTHCHECK_SMALL, healthcheck_report=str(report))
     out = " ".join(ok(playbook("healthcheck", settings, small)).split())
     assert "health check: PASS (gloo, 4 processes on 2 nodes" in out, out[-3000:]
     assert json.loads(report.read_text())["status"] == "pass"

@@ -118,6 +118,16 @@ def test_unit_exposure_is_low(cluster):
     assert exposure <= 4.0, out
 
 
+def test_a_healthy_cluster_passes_the_health_check_and_it_leaves_nothing(cluster, tmp_path):
+    """The health check on the set-up nodes before any job runs (test_healthcheck.py, make test-slow, has
+    three nodes, a throttled one named and a failing check that launches nothing)."""
+    report = tmp_path / "report.json"
+    out = " ".join(ok(playbook("healthcheck", dict(harness.HEALTHCHECK_SMALL, healthcheck_report=str(report),
+                                                   healthcheck_pair_ratio=0.2))).split())
+    harness.healthy(out, report, ["node1", "node2"])
+    assert prop("node1", "ActiveState") == "inactive"  # the check started no job
+
+
 def test_status_shows_each_node_running(cluster):
     launch_and_join()
     out = ok(playbook("status"))
