@@ -126,7 +126,7 @@ from ansible.errors import AnsibleFilterError
 import os
 
 from ansible_collections.onprem.torchrun.plugins.module_utils.contract import (CONTAINER_RUNTIMES as RUNTIMES, HOST_PYTHON,
-                                                                               IMAGE_REFERENCE as IMAGE, container_name)
+                                                                               IMAGE_REFERENCE as IMAGE, container_ids, container_name)
 
 PATH = re.compile(r"\A/[^\s,:]*\Z")
 GPU = re.compile(r"\A(all|[0-9]+|(GPU|MIG)-[0-9A-Za-z/-]+)\Z")
@@ -172,11 +172,9 @@ def container_command(spec, command):
         raise AnsibleFilterError("container_command: purpose %r is not a lowercase word" % purpose)
     name = container_name(job, purpose)
     try:
-        uid, gid = int(spec["uid"]), int(spec["gid"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise AnsibleFilterError("container_command: uid and gid must be numbers (%s)" % err) from err
-    if uid <= 0 or gid <= 0:
-        raise AnsibleFilterError("container_command: the job never runs as root inside its image (uid %d, gid %d)" % (uid, gid))
+        uid, gid = container_ids(spec)
+    except ValueError as err:
+        raise AnsibleFilterError("container_command: %s" % err) from err
     writes, reads = _paths(spec, "write_paths"), _paths(spec, "read_paths")
     workdir = str(spec.get("workdir") or "")
     if not writes or workdir not in writes:

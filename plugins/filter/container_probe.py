@@ -70,7 +70,7 @@ _value:
 import re
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.onprem.torchrun.plugins.module_utils.contract import CONTAINER_RUNTIMES, IMAGE_REFERENCE, container_name
+from ansible_collections.onprem.torchrun.plugins.module_utils.contract import CONTAINER_RUNTIMES, IMAGE_REFERENCE, container_ids, container_name
 
 NOBODY = "65534:65534"
 PATH = re.compile(r"\A/[^\s,:]*\Z")
@@ -81,12 +81,9 @@ def _user(spec):
     if spec.get("uid") is None and spec.get("gid") is None:
         return NOBODY
     try:
-        uid, gid = int(spec["uid"]), int(spec["gid"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise AnsibleFilterError("container_probe: uid and gid must both be numbers (%s)" % err) from err
-    if uid <= 0 or gid <= 0:
-        raise AnsibleFilterError("container_probe: a run in the image is never root (uid %d, gid %d)" % (uid, gid))
-    return "%d:%d" % (uid, gid)
+        return "%d:%d" % container_ids(spec)
+    except ValueError as err:
+        raise AnsibleFilterError("container_probe: %s" % err) from err
 
 
 def container_probe(spec):

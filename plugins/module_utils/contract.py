@@ -32,6 +32,17 @@ def container_name(job, purpose=""):
     return "torchrun-%s" % job + ("-" + purpose if purpose else "")
 
 
+def container_ids(spec):
+    """The uid and gid a run of the image gets (--user): both numbers, never root's. ValueError says what is wrong."""
+    try:
+        uid, gid = int(spec["uid"]), int(spec["gid"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError("uid and gid must both be numbers (%s)" % err) from err
+    if uid <= 0 or gid <= 0:
+        raise ValueError("a run in the image is never root's (uid %d, gid %d)" % (uid, gid))
+    return uid, gid
+
+
 RANK_LINE_TEMPLATE = "[rank${rank}]: "
 RANK_LINE_PATTERN = r"\[rank(\d+)\]: "
 _RANK_MARKER = re.compile(RANK_LINE_PATTERN)

@@ -2,12 +2,12 @@
 test_container_docker.py (docker). The sandbox's training image (sandbox/container_image.py) is
 shipped to the nodes as an archive; the job is a slow one on shared storage with a fixed uid."""
 
-import contextlib
 import json
 import re
 import time
 
 import harness
+import pytest
 from conftest import run_playbook
 
 UNIT = "torchrun-train.service"
@@ -33,14 +33,23 @@ def playbook(name, settings, extra=None, *args):
     return run_playbook(name, "-e", json.dumps(dict(SLOW_JOB, **settings, **(extra or {}))), *args)
 
 
-@contextlib.contextmanager
-def cluster(settings):
-    """Two nodes set up for the job in its image; the job stopped at the end."""
-    with harness.cluster(2):
-        setup = playbook("setup", settings)
-        ok(setup)
-        yield setup.stdout
-        ok(playbook("stop", settings))
+def fixtures(runtime, extra=None):
+    """The module's fixtures for ``runtime``: image (its settings, with ``extra`` settings of the job) and
+    cluster (two nodes set up for the job in its image; the job stopped at the end)."""
+
+    @pytest.fixture(scope="module")
+    def image(tmp_path_factory):
+        return dict(image_settings(tmp_path_factory.mktemp("image"), runtime), **(extra or {}))
+
+    @pytest.fixture(scope="module")
+    def cluster(image):
+        with harness.cluster(2):
+            setup = playbook("setup", image)
+            ok(setup)
+            yield setup.stdout
+            ok(playbook("stop", image))
+
+    return image, cluster
 
 
 def containers(node, runtime, running_only=False):

@@ -22,15 +22,7 @@ pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs ro
 RUNTIME = "podman"
 
 
-@pytest.fixture(scope="module")
-def image(tmp_path_factory):
-    return common.image_settings(tmp_path_factory.mktemp("image"), RUNTIME)
-
-
-@pytest.fixture(scope="module")
-def cluster(image):
-    with common.cluster(image) as setup:
-        yield setup
+image, cluster = common.fixtures(RUNTIME)
 
 
 def test_setup_installs_podman_and_the_image_and_a_second_run_changes_nothing(cluster, image):

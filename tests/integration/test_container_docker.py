@@ -22,16 +22,7 @@ RUNTIME = "docker"
 SECRET = {"torchrun_secret_env": {"SANDBOX_SECRET": "two words"}}
 
 
-@pytest.fixture(scope="module")
-def image(tmp_path_factory):
-    """The sandbox's image with docker, and a secret in the job's environment."""
-    return dict(common.image_settings(tmp_path_factory.mktemp("image"), RUNTIME), **SECRET)
-
-
-@pytest.fixture(scope="module")
-def cluster(image):
-    with common.cluster(image) as setup:
-        yield setup
+image, cluster = common.fixtures(RUNTIME, SECRET)  # a secret in the job's environment
 
 
 def test_setup_installs_docker_and_loads_the_image_and_a_second_run_changes_nothing(cluster, image):

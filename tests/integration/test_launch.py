@@ -85,6 +85,13 @@ def launch_and_join(extra=None):
     assert wait_for(lambda: any(re.search(r"\] epoch [0-9]+/300", current_log(n)) for n in nodes), 120) is not None
 
 
+def training():
+    """The job trains: left running by the test before (each node active with its workers), or launched
+    until it does (a test run alone)."""
+    if any(prop(node, "ActiveState") != "active" or workers(node) == "0" for node in ("node1", "node2")):
+        launch_and_join()
+
+
 @pytest.fixture(scope="module")
 def cluster():
     with harness.cluster(2):
@@ -597,7 +604,7 @@ def test_a_second_job_gets_its_own_unit_and_ports(cluster):
 
 def test_jobs_on_a_node_keep_apart_each_as_its_own_user(cluster):
     """Job eval (set up above) cannot read train's environment, secrets or checkpoints, nor open its store."""
-    launch_and_join()
+    training()
     pid = on("node1", "pgrep -n -u torchrun-train -f lightning_synthetic.py").stdout.strip()
     assert pid, "train is not running"
 
@@ -622,7 +629,7 @@ def test_jobs_on_a_node_keep_apart_each_as_its_own_user(cluster):
         for user in ("torchrun-eval", "root"):
             refused = as_user(user, connect % address)
             assert "ConnectionRefusedError" in refused.stderr, (user, address, refused.stderr)
-    ok(playbook("stop"))
+    # train trains on: the removal below takes eval away while it runs.
 
 
 def test_removing_a_job_leaves_no_trace_of_it_and_the_other_job_trains_on(cluster):
@@ -632,7 +639,7 @@ def test_removing_a_job_leaves_no_trace_of_it_and_the_other_job_trains_on(cluste
     on("node1", "runuser -u torchrun-eval -- sh -c 'mkdir -p %s/eval/checkpoints %s/eval/scratch && echo w > %s/eval/checkpoints/kept.ckpt'"
        % (SHARED, SHARED, SHARED))
     on("node2", "runuser -u torchrun-eval -- ln -s /etc/torchrun/train.env /var/lib/torchrun/eval/train.env")
-    launch_and_join()
+    training()
     dry = ok(playbook("remove", EVAL, "--check", "--diff"))
     assert "Would remove job eval from node1, node2" in dry, dry[-3000:]
     assert on("node1", "systemctl cat torchrun-eval.service; id torchrun-eval").returncode == 0  # --check changed nothing
