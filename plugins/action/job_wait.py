@@ -25,16 +25,6 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("job", "token", "master", "hosts", "timeout", "interval", "log_lines", "until", "follow"))
 
-    @staticmethod
-    def _peers_reported(folder, hosts, nodes, bound=PEERS_BOUND):
-        """The cluster's last line waits a moment for a peer whose wait is in its last round too (a wait
-        of one round: every node's first answer comes at its end), so the line counts every node."""
-        deadline = time.monotonic() + bound
-        while any(nodes.get(host) is None for host in hosts) and time.monotonic() < deadline:
-            time.sleep(0.1)
-            nodes = wait_model.read(folder, hosts)
-        return nodes
-
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         _args, params = self.validate_argument_spec(argument_spec={
@@ -74,7 +64,7 @@ class ActionModule(ActionBase):
             nodes = wait_model.read(folder, params["hosts"])
             verdict = wait_model.verdict(nodes, params["hosts"], host, params["timeout"] - (time.monotonic() - started), until)
             if host == params["master"] and verdict["done"]:
-                nodes = self._peers_reported(folder, params["hosts"], nodes)
+                nodes = wait_model.read_all(folder, params["hosts"], nodes, PEERS_BOUND)  # the last line counts every node
             if host == params["master"] and (verdict["done"] or not follow and time.monotonic() - last_shown >= params["interval"] - 0.5):
                 display.display(wait_model.progress_line(params["job"], nodes, params["hosts"], params["master"], until))
                 last_shown = time.monotonic()

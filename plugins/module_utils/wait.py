@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import time
 
 from ansible_collections.onprem.torchrun.plugins.module_utils.contract import rank_segments
 
@@ -37,6 +38,16 @@ def read(folder: str, hosts: list[str]) -> dict[str, dict | None]:
         except (OSError, ValueError):
             found[host] = None
     return found
+
+
+def read_all(folder: str, hosts: list[str], nodes: dict[str, dict | None], bound: float) -> dict[str, dict | None]:
+    """``nodes`` (read just now), read again until every host has answered or ``bound`` seconds passed: a peer
+    whose wait is in its last round too (a wait of one round: every node's first answer comes at its end)."""
+    deadline = time.monotonic() + bound
+    while any(nodes.get(host) is None for host in hosts) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        nodes = read(folder, hosts)
+    return nodes
 
 
 def finish(folder: str, host: str, hosts: list[str]) -> bool:

@@ -1,5 +1,8 @@
 """Waiting for a job on every node (module_utils.wait): when a node's wait is over, and the cluster's one line."""
 
+import threading
+import time
+
 import pytest
 from ansible_collections.onprem.torchrun.plugins.module_utils import wait
 
@@ -81,3 +84,20 @@ def test_the_last_node_to_finish_removes_the_folder_and_not_before(tmp_path):
     assert wait.finish(str(folder), "node2", HOSTS) is False
     assert wait.read(str(folder), HOSTS)["node2"] == {key: RUNNING.get(key) for key in wait.KEPT}  # node1 still reads node2
     assert wait.finish(str(folder), "node1", HOSTS) is True and not folder.exists()
+
+
+def test_the_last_line_waits_for_a_peer_answering_in_the_same_round(tmp_path):
+    wait.write(str(tmp_path), "node1", RUNNING)
+    late = threading.Timer(0.3, wait.write, (str(tmp_path), "node2", RUNNING))
+    late.start()
+    nodes = wait.read_all(str(tmp_path), HOSTS, wait.read(str(tmp_path), HOSTS), 3.0)
+    late.join()
+    assert nodes["node1"] and nodes["node2"]
+    assert wait.progress_line("train", nodes, HOSTS, "node1").startswith("job train: 2 of 2 node(s) running")
+
+
+def test_a_peer_that_never_answers_costs_the_bound_once(tmp_path):
+    wait.write(str(tmp_path), "node1", RUNNING)
+    started = time.monotonic()
+    nodes = wait.read_all(str(tmp_path), HOSTS, wait.read(str(tmp_path), HOSTS), 0.3)
+    assert nodes["node2"] is None and time.monotonic() - started >= 0.3  # it waited its bound, then gave the line without it
