@@ -41,7 +41,7 @@ class ActionModule(ActionBase):
     """Digests of each role's inputs for this host, and the digests its node kept (one read)."""
 
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("roles", "path", "extra"))
+    _VALID_ARGS = frozenset(("roles", "path", "extra", "keep"))
 
     def role(self, data: dict, role: str) -> tuple[set, str]:
         if role not in data["roles"]:
@@ -54,10 +54,15 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         _args, params = self.validate_argument_spec(argument_spec={
-            "roles": {"type": "list", "elements": "str", "required": True},
+            "roles": {"type": "list", "elements": "str"},
             "path": {"type": "path", "required": True},
             "extra": {"type": "dict", "default": {}},
-        })
+            "keep": {"type": "dict", "no_log": True},
+        }, required_one_of=[("roles", "keep")], mutually_exclusive=[("roles", "keep")])
+        if params["keep"] is not None:  # the roles ran: the module keeps their digests on the node, in one call
+            result.update(self._execute_module(module_name="onprem.torchrun.setup_plan", module_args={
+                "path": params["path"], "keep": params["keep"]}, task_vars=task_vars))
+            return result
         unknown = [role for role in params["roles"] if not os.path.isdir(os.path.join(ROLES, role))]
         if unknown:
             result.update(failed=True, msg="setup_plan: no role %s in the collection" % ", ".join(unknown))

@@ -1,9 +1,16 @@
 #!/usr/bin/python
 # Copyright: onprem.torchrun developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Documentation of the setup_plan action plugin (plugins/action/setup_plan.py does the work)."""
+"""setup_plan: the action plugin (plugins/action/setup_plan.py) computes the digests and reads the kept ones;
+this module, run by it on the node, keeps new ones (O(keep))."""
 
 from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
 
 DOCUMENTATION = r"""
 module: setup_plan
@@ -23,10 +30,9 @@ description:
     alone runs every role and keeps the digests.
 options:
   roles:
-    description: The roles of the collection to digest.
+    description: The roles of the collection to digest. One of O(roles) and O(keep) is required.
     type: list
     elements: str
-    required: true
   path:
     description: Where the node keeps the digests of the roles' last runs.
     type: path
@@ -35,15 +41,22 @@ options:
     description: Other inputs, by name, each digested alone (the project's hash).
     type: dict
     default: {}
+  keep:
+    description:
+      - The digests to keep in O(path) (what RV(stored) and RV(fingerprints) of a read make up), written as
+        JSON. Never shown (no_log); no diff either, since they cover secrets.
+    type: dict
 attributes:
   action:
     description: The digests are computed on the controller; the node is only read (O(path)).
     support: full
   check_mode:
-    description: Reads O(path) in check mode as in a run, so C(--check) shows which roles would be skipped.
+    description:
+      - Reads O(path) in check mode as in a run, so C(--check) shows which roles would be skipped. With
+        O(keep), says whether the file would change and writes nothing.
     support: full
   diff_mode:
-    description: No diff; the play's task that keeps the digests shows none either (they cover secrets).
+    description: No diff, when it reads or when it keeps (O(keep)); the digests cover secrets.
     support: none
 """
 
@@ -55,6 +68,11 @@ EXAMPLES = r"""
     extra:
       project: "{{ torchrun_project_dir | onprem.torchrun.project_hash }}"
   register: plan
+
+- name: Keep the digests of the roles that ran
+  onprem.torchrun.setup_plan:
+    path: /etc/torchrun/train.setup.json
+    keep: "{{ plan.stored | combine(plan.fingerprints) }}"
 """
 
 RETURN = r"""
@@ -72,7 +90,7 @@ stored:
   type: dict
 exists:
   description: Whether the node had O(path).
-  returned: always
+  returned: when reading
   type: bool
 unchanged:
   description: The roles and inputs whose digest is the one the node kept.
@@ -87,3 +105,61 @@ changed_inputs:
   type: dict
   sample: {"firewall": ["firewall_allow"], "launcher": ["torchrun_script_args"]}
 """
+
+
+def keep(path: str, digests: dict, check: bool) -> bool:
+    """Write the digests to path (root's, 0600) unless it holds them already; whether it changed."""
+    text = json.dumps(digests, indent=4, sort_keys=True, separators=(",", ": "))  # as to_nice_json writes them
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, encoding="utf-8", errors="replace") as kept:
+            if kept.read() == text:
+                return False
+    except FileNotFoundError:
+        pass
+    except OSError:
+        pass  # a link or unreadable: replaced whole below
+    if check:
+        return True
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        os.makedirs(folder, mode=0o755)
+        os.chmod(folder, 0o755)
+    fd, temp = tempfile.mkstemp(dir=folder, prefix=".%s." % os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fchmod(out.fileno(), 0o600)
+            if os.geteuid() == 0:
+                os.fchown(out.fileno(), 0, 0)
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+    return True
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "roles": {"type": "list", "elements": "str"},
+            "path": {"type": "path", "required": True},
+            "extra": {"type": "dict", "default": {}},
+            "keep": {"type": "dict", "no_log": True},
+        },
+        required_one_of=[("roles", "keep")],
+        mutually_exclusive=[("roles", "keep")],
+        supports_check_mode=True,
+    )
+    if module.params["keep"] is None:
+        module.fail_json(msg="setup_plan reads the plan in its action plugin; run it as a task (onprem.torchrun.setup_plan)")
+    try:
+        changed = keep(module.params["path"], module.params["keep"], module.check_mode)
+    except OSError as error:
+        module.fail_json(msg="setup_plan: could not keep the digests in %s: %s" % (module.params["path"], error))
+    module.exit_json(changed=changed)
+
+
+if __name__ == "__main__":
+    main()

@@ -35,3 +35,18 @@ def test_a_missing_group_is_refused_by_name_before_any_host_is_contacted(invento
     assert MESSAGE in out, out[-2000:]
     recap = out[out.index("PLAY RECAP"):]
     assert "node1" not in recap and "node2" not in recap, recap  # no host of the inventory was touched
+
+
+@pytest.mark.parametrize("asked, hosts", [(None, 0), ("false", 0), ("true", 2)])
+def test_train_runs_the_health_check_play_on_the_group_only_when_asked(inventory, asked, hosts):
+    # Not asked, the play has no hosts, so none of its tasks runs (an import's `when` ran each as a skip on every node).
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    extra = ["-e", "healthcheck_before_launch=%s" % asked] if asked else []
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/train.yml", "-i", str(inventory), "--list-hosts",
+                           *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    plays = proc.stdout.split("  play #")
+    check = [play for play in plays if "Check the cluster's collective bandwidth" in play]
+    assert len(check) == 1 and "hosts (%d)" % hosts in check[0], proc.stdout[-2000:]
+    launch = [play for play in plays if "Launch the torchrun job" in play]
+    assert len(launch) == 1 and "hosts (2)" in launch[0]

@@ -4,6 +4,7 @@ changes exactly the digests of the roles that read it, and the node's kept diges
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -179,3 +180,39 @@ def test_the_action_digests_what_each_role_reads_and_reads_back_what_the_node_ke
     assert cloned["unchanged"] == [] and cloned["changed_inputs"]["firewall"] == ["(no digest kept)"]
     (tmp_path / "kept.json").write_text("not json")
     assert plan(VARIANTS[:1])[0]["same"]["unchanged"] == []
+
+
+def test_the_kept_digests_are_written_in_one_call_root_only_unshown_and_again_only_when_they_differ(tmp_path):
+    # keep: what setup.yml's last task hands it, on a node whose configuration folder is missing.
+    path = tmp_path / "etc" / "torchrun" / "train.setup.json"
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"node1": {"ansible_connection": "local"}}}}))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_PYTHON_INTERPRETER=sys.executable)
+
+    def keep(digests, *args):
+        task = {"name": "Keep", "onprem.torchrun.setup_plan": {"path": str(path), "keep": digests}}
+        (tmp_path / "play.yml").write_text(yaml.safe_dump([{"hosts": "all", "gather_facts": False, "tasks": [task]}]))
+        proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(tmp_path / "play.yml"), "-i", str(tmp_path / "hosts.yml"),
+                               "-vvv", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        recap = re.search(r"node1\s+: ok=1\s+changed=(\d)", proc.stdout)
+        assert recap, proc.stdout[-2000:]
+        return recap.group(1) == "1", proc.stdout + proc.stderr
+
+    digests = {"(machine)": "m" * 32, "launcher": {"digest": "d1g35t0f4s3cr3t", "inputs": {"torchrun_job": "0" * 16}}}
+    changed, out = keep(digests, "--check")  # check mode: would change, writes nothing
+    assert changed and not path.parent.exists()
+    changed, out = keep(digests)
+    assert changed and json.loads(path.read_text()) == digests
+    assert oct(path.stat().st_mode & 0o7777) == "0o600" and oct(path.parent.stat().st_mode & 0o777) == "0o755"
+    assert "d1g35t0f4s3cr3t" not in out  # never shown, not even with -vvv
+    assert keep(digests)[0] is False  # the same digests: no change
+    assert keep(digests, "--check")[0] is False
+    # A link where the file goes is replaced by the file, never followed.
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("the site's\n")
+    path.unlink()
+    path.symlink_to(elsewhere)
+    assert keep(dict(digests, launcher={"digest": "new", "inputs": {}}))[0] is True
+    assert not path.is_symlink() and json.loads(path.read_text())["launcher"]["digest"] == "new"
+    assert elsewhere.read_text() == "the site's\n"
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
