@@ -6,12 +6,6 @@ this module, run by it on the node, keeps new ones (O(keep))."""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-
-from ansible.module_utils.basic import AnsibleModule
-
 DOCUMENTATION = r"""
 module: setup_plan
 author: onprem.torchrun developers (@onprem)
@@ -105,6 +99,13 @@ changed_inputs:
   type: dict
   sample: {"firewall": ["firewall_allow"], "launcher": ["torchrun_script_args"]}
 """
+
+
+import json
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
 
 
 def keep(path: str, digests: dict, check: bool) -> bool:
