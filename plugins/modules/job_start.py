@@ -99,30 +99,14 @@ state:
   sample: active
 """
 
-import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.onprem.torchrun.plugins.module_utils import launch_lock, unit_state
+from ansible_collections.onprem.torchrun.plugins.module_utils import launch_lock, root_file, unit_state
 
 
 def write_run_env(module, path, content):
     """Write ``content`` to ``path`` (root, 0644) unless it holds it already; whether it changed."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            if not os.path.islink(path) and handle.read() == content:
-                return False
-    except OSError:
-        pass
-    if module.check_mode:
-        return True
-    fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".run-env-")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(content)
-    os.chmod(temp, 0o644)
-    os.chown(temp, 0, 0)
-    os.replace(temp, path)  # a link at path is replaced, never written through
-    return True
+    return root_file.replace(path, content, 0o644, module.check_mode)
 
 
 def start(module, unit, verb):

@@ -74,13 +74,13 @@ fingerprints:
   description:
     - Each role's (and each O(extra) input's) C(digest) for this run, and its C(inputs) - a short digest of
       each input's value, by name (none for a secret, which the role's digest alone covers), and of the files.
-  returned: always
+  returned: when reading
   type: dict
 stored:
   description:
     - What the node kept from the last run, in the same form (no role when it has none, or another machine's),
       and the node's machine id under C((machine)), for the play to keep with the new digests.
-  returned: always
+  returned: when reading
   type: dict
 exists:
   description: Whether the node had O(path).
@@ -88,14 +88,14 @@ exists:
   type: bool
 unchanged:
   description: The roles and inputs whose digest is the one the node kept.
-  returned: always
+  returned: when reading
   type: list
   elements: str
 changed_inputs:
   description:
     - For each role that is not unchanged, the inputs whose values differ from the kept ones (C((no digest kept))
       on a node that ran none yet); empty where only a secret changed.
-  returned: always
+  returned: when reading
   type: dict
   sample: {"firewall": ["firewall_allow"], "launcher": ["torchrun_script_args"]}
 """
@@ -103,42 +103,19 @@ changed_inputs:
 
 import json
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.onprem.torchrun.plugins.module_utils import root_file
 
 
 def keep(path: str, digests: dict, check: bool) -> bool:
-    """Write the digests to path (root's, 0600) unless it holds them already; whether it changed."""
-    text = json.dumps(digests, indent=4, sort_keys=True, separators=(",", ": "))  # as to_nice_json writes them
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, encoding="utf-8", errors="replace") as kept:
-            if kept.read() == text:
-                return False
-    except FileNotFoundError:
-        pass
-    except OSError:
-        pass  # a link or unreadable: replaced whole below
-    if check:
-        return True
+    """The digests in path (root's, 0600, its folder made where missing) unless it holds them already; whether it changed."""
     folder = os.path.dirname(path)
-    if not os.path.isdir(folder):
+    if not check and not os.path.isdir(folder):
         os.makedirs(folder, mode=0o755)
         os.chmod(folder, 0o755)
-    fd, temp = tempfile.mkstemp(dir=folder, prefix=".%s." % os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fchmod(out.fileno(), 0o600)
-            if os.geteuid() == 0:
-                os.fchown(out.fileno(), 0, 0)
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
-    return True
+    text = json.dumps(digests, indent=4, sort_keys=True, separators=(",", ": "))  # as to_nice_json writes them
+    return root_file.replace(path, text, 0o600, check)
 
 
 def main() -> None:
