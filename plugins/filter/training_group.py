@@ -11,11 +11,11 @@ version_added: 0.3.0
 short_description: The training group's name, when the inventory has it with nodes
 description:
   - Returns O(_input) when O(groups) has a group of that name with at least one host.
-  - Fails with a message naming the group and C(torchrun_group) otherwise: a mistyped group would
-    make a play print "skipping: no hosts matched" and succeed.
+  - Fails with a message naming the group and C(torchrun_group) otherwise; a mistyped group would
+    make a play skip with "no hosts matched" and succeed.
   - The playbooks template each play's C(hosts) through it, so the refusal comes before any host is
     contacted. That also makes ansible-playbook's own process load the collection's filters once,
-    before it forks a worker for each task: every worker inherits them instead of importing each
+    before it forks a worker for each task, and every worker inherits them instead of importing each
     filter file again (a collection filter is found by importing every filter file of the collection).
 options:
   _input:
