@@ -24,9 +24,16 @@ def test_a_missing_empty_or_malformed_group_is_refused_by_name(name, message):
         training_group(name, GROUPS)
 
 
-def test_no_groups_at_all_is_a_missing_group():
+def test_without_groups_only_the_name_is_checked():
+    # A play's hosts (check_group.yml refused a missing group before it; --syntax-check has no inventory).
+    assert training_group("trainers") == "trainers"
+    with pytest.raises(AnsibleFilterError, match="must be the name of an inventory group, got None"):
+        training_group(None)
+
+
+def test_groups_that_are_not_a_mapping_are_a_missing_group():
     with pytest.raises(AnsibleFilterError, match="group 'trainers' .* missing or empty"):
-        training_group("trainers", None)
+        training_group("trainers", ["trainers"])
 
 
 def test_the_filter_is_registered():
