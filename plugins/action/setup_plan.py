@@ -23,14 +23,16 @@ PLACE_FACTS = ("__torchrun_hosts", "__torchrun_nnodes", "__torchrun_nnodes_arg",
 MACHINE = "(machine)"
 # The name under which a role's own files count among its inputs.
 FILES = "(the collection's files)"
+# The name under which the node's own identity (its release, kernel and machine) counts among every role's inputs.
+NODE = "(the node's release and kernel)"
 _CACHE: dict = {}
 
 
-def collection(load) -> dict:
+def collection() -> dict:
     """What the plan reads of the collection's files, once per controller process."""
     if not _CACHE:
-        specs, defaults = load_roles(ROLES, load)
-        lazy = merged(each_role(ROLES, os.path.join("vars", "main.yml"), load))  # every role's lazy variables
+        specs, defaults = load_roles(ROLES)
+        lazy = merged(each_role(ROLES, os.path.join("vars", "main.yml")))  # every role's lazy variables
         _CACHE.update(specs=specs, defaults=defaults, lazy=trusted(lazy),
                       lazy_text={name: json.dumps(value) for name, value in lazy.items()},
                       shared=fingerprint.files_digest(fingerprint.shared_files(ROOT), ROOT), roles={})
@@ -41,7 +43,7 @@ class ActionModule(ActionBase):
     """Digests of each role's inputs for this host, and the digests its node kept (one read)."""
 
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("roles", "path", "extra", "keep"))
+    _VALID_ARGS = frozenset(("roles", "path", "extra", "node", "keep"))
 
     def role(self, data: dict, role: str) -> tuple[set, str]:
         if role not in data["roles"]:
@@ -57,6 +59,7 @@ class ActionModule(ActionBase):
             "roles": {"type": "list", "elements": "str"},
             "path": {"type": "path", "required": True},
             "extra": {"type": "dict", "default": {}},
+            "node": {"type": "dict", "default": {}},
             "keep": {"type": "dict", "no_log": True},
         }, required_one_of=[("roles", "keep")], mutually_exclusive=[("roles", "keep")])
         if params["keep"] is not None:  # the roles ran: the module keeps their digests on the node, in one call
@@ -67,7 +70,7 @@ class ActionModule(ActionBase):
         if unknown:
             result.update(failed=True, msg="setup_plan: no role %s in the collection" % ", ".join(unknown))
             return result
-        data = collection(self._loader.load_from_file)
+        data = collection()
         # The role defaults, the host's own values over them, the lazy variables over both: as a role's task sees them.
         merged = dict(data["defaults"])
         merged.update(task_vars)
@@ -84,6 +87,8 @@ class ActionModule(ActionBase):
         for role in params["roles"]:
             names, files = self.role(data, role)
             values = fingerprint.values_of(names, render, data["lazy_text"])
+            if params["node"]:
+                values[NODE] = params["node"]
             digests[role] = fingerprint.digest(values, files)
             inputs[role] = dict(fingerprint.input_digests(values, SECRETS), **{FILES: files[:16]})
         for name, value in params["extra"].items():  # inputs the play computes (the project's hash)

@@ -53,7 +53,7 @@ class ActionModule(ActionBase):
             result.update(changed=False, problems=[], notes=[], hosts=hosts, addresses=passed.get("addresses", []), validated_before=True,
                           msg="preflight: %d node(s) in group %s, no problem found (earlier in this play)" % (len(hosts), params["group"]))
             return result
-        specs, defaults = checks.load_roles(ROLES, self._loader.load_from_file)
+        specs, defaults = checks.load_roles(ROLES)
 
         def template(host, value, merged):
             # The host's own values are rendered by hostvars already; a role default may refer to

@@ -335,6 +335,16 @@ os_id:
   returned: always
   type: dict
   sample: {"id": "debian", "version": "12"}
+kernel:
+  description: The running kernel's release (C(uname -r)).
+  returned: always
+  type: str
+  sample: 6.1.0-28-amd64
+machine:
+  description: The node's machine hardware name (C(uname -m)).
+  returned: always
+  type: str
+  sample: x86_64
 jobs:
   description:
     - The torchrun jobs installed on the node, from /etc/torchrun/<job>.env.
@@ -484,11 +494,12 @@ PACKAGE_MANAGERS = (("apt", "/usr/bin/apt-get"), ("dnf", "/usr/bin/dnf"), ("yum"
 
 
 def platform(root: str = "/") -> dict:
-    """The node's package manager (the first of PACKAGE_MANAGERS found) and its os-release name."""
+    """The node's package manager (the first of PACKAGE_MANAGERS found), its os-release name, kernel and machine."""
     manager = next((name for name, path in PACKAGE_MANAGERS if os.path.exists(os.path.join(root, path.lstrip("/")))), "unknown")
     release = assignments(read(os.path.join(root, "etc/os-release")))
     return {"package_manager": manager, "os_release": release.get("PRETTY_NAME", "").strip('"') or "unknown",
-            "os_id": {"id": release.get("ID", "").strip('"').lower(), "version": release.get("VERSION_ID", "").strip('"')}}
+            "os_id": {"id": release.get("ID", "").strip('"').lower(), "version": release.get("VERSION_ID", "").strip('"')},
+            "kernel": os.uname().release, "machine": os.uname().machine}
 
 
 def installed_jobs(folder: str = "/etc/torchrun") -> list[dict]:

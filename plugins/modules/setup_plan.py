@@ -35,6 +35,13 @@ options:
     description: Other inputs, by name, each digested alone (the project's hash).
     type: dict
     default: {}
+  node:
+    description:
+      - What the node is - its release, kernel and machine, as the probe read them - an input of every role
+        digested. A node upgraded or booted into another kernel runs every role again (the NVIDIA role's
+        packages follow the release and the kernel), without gathering the node's facts to find out.
+    type: dict
+    default: {}
   keep:
     description:
       - The digests to keep in O(path) (what RV(stored) and RV(fingerprints) of a read make up), written as
@@ -124,6 +131,7 @@ def main() -> None:
             "roles": {"type": "list", "elements": "str"},
             "path": {"type": "path", "required": True},
             "extra": {"type": "dict", "default": {}},
+            "node": {"type": "dict", "default": {}},
             "keep": {"type": "dict", "no_log": True},
         },
         required_one_of=[("roles", "keep")],

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Iterable
 
+import yaml
 from ansible.template import trust_as_template
 from ansible_collections.onprem.torchrun.plugins.plugin_utils.checks.core import Problem, SECRETS, problem
 
@@ -31,7 +32,19 @@ def trusted(value: Any) -> Any:
     return value
 
 
-def each_role(roles_dir: Any, relative: str, load: Callable[[str], Any]) -> list[Any]:
+# libyaml's loader where PyYAML was built with it.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_yaml(path: str) -> Any:
+    """One of the collection's own YAML files (plain data: no vault, no tags). Ten times faster than
+    Ansible's loader, which tags every value with where it came from; the defaults are marked as
+    templates by ``trusted`` where they are read."""
+    with open(path, encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_LOADER)  # noqa: S506  a safe loader, C or Python
+
+
+def each_role(roles_dir: Any, relative: str, load: Callable[[str], Any] = read_yaml) -> list[Any]:
     """That file (``relative`` to a role's folder, such as vars/main.yml) of every role that has it,
     read with ``load(path)``, in the roles' order."""
     found = []
@@ -50,7 +63,7 @@ def merged(documents: Iterable[Any]) -> dict[str, Any]:
     return out
 
 
-def load_roles(roles_dir: Any, load: Callable[[str], Any]) -> tuple[dict[str, dict], dict[str, Any]]:
+def load_roles(roles_dir: Any, load: Callable[[str], Any] = read_yaml) -> tuple[dict[str, dict], dict[str, Any]]:
     """Every role's options (from its argument specs) and defaults (trusted), read with ``load(path)``."""
     specs: dict[str, dict] = {}
     for document in each_role(roles_dir, os.path.join("meta", "argument_specs.yml"), load):

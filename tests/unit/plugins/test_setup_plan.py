@@ -118,14 +118,18 @@ def test_a_changed_file_changes_the_files_digest(tmp_path):
 def play(variants):
     """One task per variant (its settings as task vars), then the results handed to the test."""
     tasks = [{"name": item["name"], "onprem.torchrun.setup_plan": {"roles": ["firewall", "launcher", "connectivity"], "path": "{{ path }}",
-              "extra": {"project": "abc"}}, "vars": item["vars"], "register": "plan_" + item["name"]} for item in variants]
+              "extra": {"project": "abc"}, "node": item.get("node", NODE)}, "vars": item["vars"], "register": "plan_" + item["name"]}
+             for item in variants]
     tasks.append({"name": "Hand the results to the test", "delegate_to": "localhost", "ansible.builtin.copy": {
         "content": "{{ %s | to_json }}" % ("{" + ", ".join("'%s': plan_%s" % (v["name"], v["name"]) for v in variants) + "}"),
         "dest": "{{ out }}/{{ inventory_hostname }}.json", "mode": "0600"}})
     return yaml.safe_dump([{"hosts": "trainers", "gather_facts": False, "tasks": tasks}])
 
 
+# What the probe read of the node (its release, kernel and machine), as setup.yml hands it over.
+NODE = {"release": {"id": "debian", "version": "12"}, "kernel": "6.1.0-28-amd64", "machine": "x86_64"}
 VARIANTS = [{"name": "same", "vars": {}},
+            {"name": "kernel", "vars": {}, "node": dict(NODE, kernel="6.1.0-30-amd64")},
             {"name": "firewall_allow", "vars": {"firewall_allow": [{"port": 9100, "from": ["198.18.0.1"]}]}},
             {"name": "torchrun_script_args", "vars": {"torchrun_script_args": ["--epochs", "3"]}},
             {"name": "torchrun_master_port", "vars": {"torchrun_master_port": 29600}}]
@@ -157,6 +161,8 @@ def test_the_action_digests_what_each_role_reads_and_reads_back_what_the_node_ke
     def changed(name):
         return {role for role in digests if first[name]["fingerprints"][role]["digest"] != digests[role]}
 
+    assert changed("kernel") == {"connectivity", "firewall", "launcher"}  # another kernel booted: every role runs again
+    assert first["kernel"]["fingerprints"]["project"]["digest"] == digests["project"]
     assert changed("firewall_allow") == {"firewall"}
     assert changed("torchrun_script_args") == {"launcher"}
     assert changed("torchrun_master_port") == {"connectivity", "firewall", "launcher"}  # through the port model
@@ -168,10 +174,13 @@ def test_the_action_digests_what_each_role_reads_and_reads_back_what_the_node_ke
         pytest.skip("no /etc/machine-id here: the plan trusts no kept digests on such a machine (every role runs)")
     assert machine == Path("/etc/machine-id").read_text().strip()
     (tmp_path / "kept.json").write_text(json.dumps(dict(kept, **{"(machine)": machine})))
-    again, _ = plan(VARIANTS[:1])
+    again, _ = plan(VARIANTS[:2])
     assert again["same"]["exists"] is True and again["same"]["fingerprints"] == found
     assert again["same"]["unchanged"] == ["connectivity", "firewall", "project"]
     assert again["same"]["changed_inputs"] == {"launcher": ["torchrun_script_args"]}
+    node = "(the node's release and kernel)"  # another kernel: named as such for every role
+    assert again["kernel"]["unchanged"] == ["project"]
+    assert again["kernel"]["changed_inputs"] == {"connectivity": [node], "firewall": [node], "launcher": [node, "torchrun_script_args"]}
     # A secret's value is never among the inputs' digests (the role's digest covers it).
     assert "torchrun_secret_env" not in found["launcher"]["inputs"] and "torchrun_job" in found["launcher"]["inputs"]
     # Digests another machine kept (a cloned disk or image) count as none; so do unreadable ones.
