@@ -37,6 +37,21 @@ def test_a_missing_group_is_refused_by_name_before_any_host_is_contacted(invento
     assert "node1" not in recap and "node2" not in recap, recap  # no host of the inventory was touched
 
 
+def test_train_refuses_part_of_the_group_even_with_job_partial_before_any_host_is_contacted(inventory):
+    # setup.yml alone may set up part of the group when asked (-e job_partial=true); train.yml launches on the
+    # whole group, so its setup play's first check refuses a --limit whatever job_partial says.
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/train.yml", "-i", str(inventory),
+                           "--limit", "node1", "-e", "job_partial=true"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0, out[-2000:]
+    assert "this play leaves out node2 of group trainers" in out and "run without --limit, or take it out of group trainers" in out, out[-2000:]
+    assert "job_partial=true" not in out[out.index("this play leaves out"):], out[-2000:]  # no hint that it would lift the refusal
+    recap = out[out.index("PLAY RECAP"):]
+    assert "node1 : ok=0 changed=0 unreachable=0 failed=1" in recap, recap  # the controller's check alone ran
+    assert "TASK [Check every setting, and refuse a run that leaves out nodes of the group" in out
+
+
 def test_every_play_on_the_training_group_takes_its_hosts_through_the_filter():
     # The filters loaded once by ansible-playbook's own process, which templates a play's hosts, before
     # it forks a worker per task (each worker inherits them); check_group.yml refuses with the same filter.
