@@ -335,16 +335,11 @@ os_id:
   returned: always
   type: dict
   sample: {"id": "debian", "version": "12"}
-kernel:
-  description: The running kernel's release (C(uname -r)).
+uname:
+  description: The running kernel's release and the machine's hardware name (C(uname -r), C(uname -m)).
   returned: always
-  type: str
-  sample: 6.1.0-28-amd64
-machine:
-  description: The node's machine hardware name (C(uname -m)).
-  returned: always
-  type: str
-  sample: x86_64
+  type: dict
+  sample: {"kernel": "6.1.0-28-amd64", "machine": "x86_64"}
 jobs:
   description:
     - The torchrun jobs installed on the node, from /etc/torchrun/<job>.env.
@@ -499,7 +494,7 @@ def platform(root: str = "/") -> dict:
     release = assignments(read(os.path.join(root, "etc/os-release")))
     return {"package_manager": manager, "os_release": release.get("PRETTY_NAME", "").strip('"') or "unknown",
             "os_id": {"id": release.get("ID", "").strip('"').lower(), "version": release.get("VERSION_ID", "").strip('"')},
-            "kernel": os.uname().release, "machine": os.uname().machine}
+            "uname": {"kernel": os.uname().release, "machine": os.uname().machine}}
 
 
 def installed_jobs(folder: str = "/etc/torchrun") -> list[dict]:

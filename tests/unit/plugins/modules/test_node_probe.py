@@ -159,7 +159,7 @@ def test_platform_names_the_package_manager_and_the_release(tmp_path):
     (tmp_path / "usr" / "bin").mkdir(parents=True)
     assert node_probe.platform(str(tmp_path)) == {"package_manager": "unknown", "os_release": "Rocky Linux 9.3 (Blue Onyx)",
                                                   "os_id": {"id": "rocky", "version": "9.3"},
-                                                  "kernel": os.uname().release, "machine": os.uname().machine}
+                                                  "uname": {"kernel": os.uname().release, "machine": os.uname().machine}}
     (tmp_path / "usr" / "bin" / "dnf").write_text("")
     assert node_probe.platform(str(tmp_path))["package_manager"] == "dnf"
     (tmp_path / "usr" / "bin" / "apt-get").write_text("")
