@@ -80,3 +80,17 @@ def test_train_runs_the_health_check_play_on_the_group_only_when_asked(inventory
     assert len(check) == 1 and "hosts (%d)" % hosts in check[0], proc.stdout[-2000:]
     launch = [play for play in plays if "Launch the torchrun job" in play]
     assert len(launch) == 1 and "hosts (2)" in launch[0]
+
+
+@pytest.mark.parametrize("name", ["train", "launch", "setup", "healthcheck"])
+def test_the_group_is_checked_once_per_run(inventory, name):
+    # train.yml imports setup, healthcheck and launch, each of which imports check_group.yml: the first check
+    # runs on localhost, the later ones have no hosts (nothing of them runs).
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/%s.yml" % name, "-i", str(inventory), "--list-hosts"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    plays = [play for play in proc.stdout.split("  play #") if "Check the training group" in play]
+    assert len(plays) == (3 if name == "train" else 1), proc.stdout[-2000:]
+    assert sum("hosts (1):\n      localhost" in play for play in plays) == 1, proc.stdout[-2000:]
+    assert "localhost" in plays[0]  # the first play of the run
