@@ -43,7 +43,7 @@ class ActionModule(ActionBase):
     """Digests of each role's inputs for this host, and the digests its node kept (one read)."""
 
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("roles", "path", "extra", "node", "keep"))
+    _VALID_ARGS = frozenset(("roles", "path", "node", "keep"))
 
     def role(self, data: dict, role: str) -> tuple[set, str]:
         if role not in data["roles"]:
@@ -58,7 +58,6 @@ class ActionModule(ActionBase):
         _args, params = self.validate_argument_spec(argument_spec={
             "roles": {"type": "list", "elements": "str"},
             "path": {"type": "path", "required": True},
-            "extra": {"type": "dict", "default": {}},
             "node": {"type": "dict", "default": {}},
             "keep": {"type": "dict", "no_log": True},
         }, required_one_of=[("roles", "keep")], mutually_exclusive=[("roles", "keep")])
@@ -91,9 +90,6 @@ class ActionModule(ActionBase):
                 values[NODE] = params["node"]
             digests[role] = fingerprint.digest(values, files)
             inputs[role] = dict(fingerprint.input_digests(values, SECRETS), **{FILES: files[:16]})
-        for name, value in params["extra"].items():  # inputs the play computes (the project's hash)
-            digests[name] = fingerprint.digest({name: value}, "")
-            inputs[name] = {}
         # One command: the node's machine id, then the digests it kept. Digests kept under another machine
         # id came with a cloned disk or image, not from a run on this node: they count as none.
         read = self._low_level_execute_command("cat /etc/machine-id; cat %s" % shlex.quote(params["path"]), sudoable=True)

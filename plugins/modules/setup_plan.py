@@ -31,10 +31,6 @@ options:
     description: Where the node keeps the digests of the roles' last runs.
     type: path
     required: true
-  extra:
-    description: Other inputs, by name, each digested alone (the project's hash).
-    type: dict
-    default: {}
   node:
     description:
       - What the node is - its release, kernel and machine, as the probe read them - an input of every role
@@ -66,8 +62,7 @@ EXAMPLES = r"""
   onprem.torchrun.setup_plan:
     roles: [preflight, firewall, connectivity, launcher]
     path: /etc/torchrun/train.setup.json
-    extra:
-      project: "{{ torchrun_project_dir | onprem.torchrun.project_hash }}"
+    node: "{{ {'release': probe.os_id} | combine(probe.uname) }}"  # probe - onprem.torchrun.node_probe's result
   register: plan
 
 - name: Keep the digests of the roles that ran
@@ -79,7 +74,7 @@ EXAMPLES = r"""
 RETURN = r"""
 fingerprints:
   description:
-    - Each role's (and each O(extra) input's) C(digest) for this run, and its C(inputs) - a short digest of
+    - Each role's C(digest) for this run, and its C(inputs) - a short digest of
       each input's value, by name (none for a secret, which the role's digest alone covers), and of the files.
   returned: when reading
   type: dict
@@ -130,7 +125,6 @@ def main() -> None:
         argument_spec={
             "roles": {"type": "list", "elements": "str"},
             "path": {"type": "path", "required": True},
-            "extra": {"type": "dict", "default": {}},
             "node": {"type": "dict", "default": {}},
             "keep": {"type": "dict", "no_log": True},
         },

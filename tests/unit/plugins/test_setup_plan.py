@@ -118,7 +118,7 @@ def test_a_changed_file_changes_the_files_digest(tmp_path):
 def play(variants):
     """One task per variant (its settings as task vars), then the results handed to the test."""
     tasks = [{"name": item["name"], "onprem.torchrun.setup_plan": {"roles": ["firewall", "launcher", "connectivity"], "path": "{{ path }}",
-              "extra": {"project": "abc"}, "node": item.get("node", NODE)}, "vars": item["vars"], "register": "plan_" + item["name"]}
+              "node": item.get("node", NODE)}, "vars": item["vars"], "register": "plan_" + item["name"]}
              for item in variants]
     tasks.append({"name": "Hand the results to the test", "delegate_to": "localhost", "ansible.builtin.copy": {
         "content": "{{ %s | to_json }}" % ("{" + ", ".join("'%s': plan_%s" % (v["name"], v["name"]) for v in variants) + "}"),
@@ -155,14 +155,13 @@ def test_the_action_digests_what_each_role_reads_and_reads_back_what_the_node_ke
     assert first["same"]["changed_inputs"]["firewall"] == ["(no digest kept)"]
     found = first["same"]["fingerprints"]
     digests = {role: found[role]["digest"] for role in found}
-    assert sorted(digests) == ["connectivity", "firewall", "launcher", "project"]
+    assert sorted(digests) == ["connectivity", "firewall", "launcher"]
     assert other["same"]["fingerprints"]["launcher"]["digest"] != digests["launcher"]  # node2's rank is its own
 
     def changed(name):
         return {role for role in digests if first[name]["fingerprints"][role]["digest"] != digests[role]}
 
     assert changed("kernel") == {"connectivity", "firewall", "launcher"}  # another kernel booted: every role runs again
-    assert first["kernel"]["fingerprints"]["project"]["digest"] == digests["project"]
     assert changed("firewall_allow") == {"firewall"}
     assert changed("torchrun_script_args") == {"launcher"}
     assert changed("torchrun_master_port") == {"connectivity", "firewall", "launcher"}  # through the port model
@@ -176,10 +175,10 @@ def test_the_action_digests_what_each_role_reads_and_reads_back_what_the_node_ke
     (tmp_path / "kept.json").write_text(json.dumps(dict(kept, **{"(machine)": machine})))
     again, _ = plan(VARIANTS[:2])
     assert again["same"]["exists"] is True and again["same"]["fingerprints"] == found
-    assert again["same"]["unchanged"] == ["connectivity", "firewall", "project"]
+    assert again["same"]["unchanged"] == ["connectivity", "firewall"]
     assert again["same"]["changed_inputs"] == {"launcher": ["torchrun_script_args"]}
     node = "(the node's release and kernel)"  # another kernel: named as such for every role
-    assert again["kernel"]["unchanged"] == ["project"]
+    assert again["kernel"]["unchanged"] == []
     assert again["kernel"]["changed_inputs"] == {"connectivity": [node], "firewall": [node], "launcher": [node, "torchrun_script_args"]}
     # A secret's value is never among the inputs' digests (the role's digest covers it).
     assert "torchrun_secret_env" not in found["launcher"]["inputs"] and "torchrun_job" in found["launcher"]["inputs"]
