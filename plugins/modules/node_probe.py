@@ -492,9 +492,10 @@ def platform(root: str = "/") -> dict:
     """The node's package manager (the first of PACKAGE_MANAGERS found), its os-release name, kernel and machine."""
     manager = next((name for name, path in PACKAGE_MANAGERS if os.path.exists(os.path.join(root, path.lstrip("/")))), "unknown")
     release = assignments(read(os.path.join(root, "etc/os-release")))
+    uname = os.uname()
     return {"package_manager": manager, "os_release": release.get("PRETTY_NAME", "").strip('"') or "unknown",
             "os_id": {"id": release.get("ID", "").strip('"').lower(), "version": release.get("VERSION_ID", "").strip('"')},
-            "uname": {"kernel": os.uname().release, "machine": os.uname().machine}}
+            "uname": {"kernel": uname.release, "machine": uname.machine}}
 
 
 def installed_jobs(folder: str = "/etc/torchrun") -> list[dict]:

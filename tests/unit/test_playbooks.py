@@ -15,6 +15,13 @@ PLAYBOOKS = ["setup", "launch", "stop", "status", "logs", "report", "healthcheck
 MESSAGE = "inventory: group 'gpus' (torchrun_group) is missing or empty; list the training nodes in it, first the master node"
 
 
+def ansible_playbook(playbook, inventory, *args):
+    """ansible-playbook playbooks/<playbook>.yml on the local inventory, with the repository's configuration."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/%s.yml" % playbook, "-i", str(inventory), *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
 @pytest.fixture(scope="module")
 def inventory(tmp_path_factory):
     path = tmp_path_factory.mktemp("inventory") / "hosts.yml"
@@ -27,9 +34,7 @@ def inventory(tmp_path_factory):
 
 @pytest.mark.parametrize("name", PLAYBOOKS)
 def test_a_missing_group_is_refused_by_name_before_any_host_is_contacted(inventory, name):
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/%s.yml" % name, "-i", str(inventory),
-                           "-e", "torchrun_group=gpus"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    proc = ansible_playbook(name, inventory, "-e", "torchrun_group=gpus")
     out = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode != 0, out[-2000:]
     assert MESSAGE in out, out[-2000:]
@@ -40,9 +45,7 @@ def test_a_missing_group_is_refused_by_name_before_any_host_is_contacted(invento
 def test_train_refuses_part_of_the_group_even_with_job_partial_before_any_host_is_contacted(inventory):
     # setup.yml alone may set up part of the group when asked (-e job_partial=true); train.yml launches on the
     # whole group, so its setup play's first check refuses a --limit whatever job_partial says.
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/train.yml", "-i", str(inventory),
-                           "--limit", "node1", "-e", "job_partial=true"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    proc = ansible_playbook("train", inventory, "--limit", "node1", "-e", "job_partial=true")
     out = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode != 0, out[-2000:]
     assert "this play leaves out node2 of group trainers" in out and "run without --limit, or take it out of group trainers" in out, out[-2000:]
@@ -70,10 +73,8 @@ def test_every_play_on_the_training_group_takes_its_hosts_through_the_filter():
 @pytest.mark.parametrize("asked, hosts", [(None, 0), ("false", 0), ("true", 2)])
 def test_train_runs_the_health_check_play_on_the_group_only_when_asked(inventory, asked, hosts):
     # Not asked, the play has no hosts, so none of its tasks runs (an import's `when` ran each as a skip on every node).
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     extra = ["-e", "healthcheck_before_launch=%s" % asked] if asked else []
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/train.yml", "-i", str(inventory), "--list-hosts",
-                           *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    proc = ansible_playbook("train", inventory, "--list-hosts", *extra)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     plays = proc.stdout.split("  play #")
     check = [play for play in plays if "Check the cluster's collective bandwidth" in play]
@@ -86,9 +87,7 @@ def test_train_runs_the_health_check_play_on_the_group_only_when_asked(inventory
 def test_the_group_is_checked_once_per_run(inventory, name):
     # train.yml imports setup, healthcheck and launch, each of which imports check_group.yml: the first check
     # runs on localhost, the later ones have no hosts (nothing of them runs).
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/%s.yml" % name, "-i", str(inventory), "--list-hosts"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    proc = ansible_playbook(name, inventory, "--list-hosts")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     plays = [play for play in proc.stdout.split("  play #") if "Check the training group" in play]
     assert len(plays) == (3 if name == "train" else 1), proc.stdout[-2000:]
